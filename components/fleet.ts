@@ -1,0 +1,31 @@
+// The whole fleet from validated config: hosts first, then their databases, forks after sources.
+import { LoadedFleet } from "./config";
+import { SparksHost } from "./sparksHost";
+import { PgDatabase, PgFork, PgInstance } from "./sparkPg";
+
+export function deployFleet(fleet: LoadedFleet) {
+    const hosts = new Map(fleet.hosts.map((host) => [host.name, new SparksHost(host.name, {
+        host, ssh: fleet.ssh, privateKey: fleet.sshPrivateKey, pg: fleet.pg,
+    })]));
+
+    const databases = new Map<string, PgDatabase>();
+    for (const instance of fleet.postgres) {
+        databases.set(instance.name, new PgInstance(instance.name, {
+            host: hosts.get(instance.host)!, protect: fleet.pg.protectInstances,
+        }));
+    }
+    // Config order need not be dependency order: keep placing forks whose source exists.
+    let pending = fleet.forks;
+    while (pending.length > 0) {
+        const ready = pending.filter((fork) => databases.has(fork.source));
+        for (const fork of ready) {
+            databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)! }));
+        }
+        pending = pending.filter((fork) => !databases.has(fork.name));
+    }
+
+    return {
+        hosts: Object.fromEntries([...hosts].map(([name, host]) => [name, host.verification])),
+        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri }])),
+    };
+}

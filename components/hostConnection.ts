@@ -1,0 +1,56 @@
+// How the deployment reaches a host: the SSH connection every remote command uses, behind a
+// readiness gate that waits for sshd and checks the pinned host key before anything runs.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { HostSpec, SshKey, SshSettings } from "./config";
+import { shellQuote } from "./shell";
+
+/**
+ * Waits (bounded, with backoff: 1, 2, 4, ... s) until the host presents an SSH host key, then
+ * fails the run with a clear message if it is not the pinned one. pulumi-command's own
+ * `hostKey` check then guards every connection; this gate is what turns "down" and "wrong key"
+ * into messages that name the host and say what to do.
+ *
+ * It runs during `up` only: previews never contact hosts (prod's preview must stay offline).
+ */
+function readyAddress(host: HostSpec, attempts: number): pulumi.Output<string> {
+    if (pulumi.runtime.isDryRun()) return pulumi.output(host.address);
+    const keyType = host.hostKey.split(" ")[0];
+    const probe = [
+        `for attempt in $(seq 1 ${attempts}); do`,
+        `  if key=$(ssh-keyscan -T 5 -p ${host.port} -t ${keyType} ${shellQuote(host.address)} 2>/dev/null) && [ -n "$key" ]; then`,
+        `    printf '%s\\n' "$key"; exit 0`,
+        `  fi`,
+        `  [ "$attempt" -lt ${attempts} ] && sleep $((1 << (attempt - 1)))`,
+        `done`,
+    ].join("\n");
+    return command.local.runOutput({ command: probe }).apply((result) => {
+        const where = `host ${host.name} (${host.address}:${host.port})`;
+        const line = result.stdout.trim();
+        if (line === "") {
+            throw new pulumi.RunError(`${where} did not answer ssh after ${attempts} attempts: check that it is up and reachable, then run \`pulumi up\` again`);
+        }
+        const presented = line.split(/\s+/).slice(-2).join(" ");
+        if (presented !== host.hostKey) {
+            throw new pulumi.RunError(
+                `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
+                "If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub); otherwise treat this as an attack",
+            );
+        }
+        return host.address;
+    });
+}
+
+/** The connection for every remote command on `host`. */
+export function hostConnection(host: HostSpec, ssh: SshSettings, privateKey: SshKey): command.types.input.remote.ConnectionArgs {
+    return {
+        host: readyAddress(host, ssh.connectAttempts),
+        port: host.port,
+        user: host.user,
+        hostKey: host.hostKey,
+        privateKey,
+        // The gate above already waited for the host; a short retry covers a blip after it.
+        dialErrorLimit: 3,
+        perDialTimeout: 10,
+    };
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what a Sparks host needs. Packages are left in place on delete: other software may use them.
+# Vars: PACKAGES (space-separated Debian package names, vetted by the component).
+set -euo pipefail
+case "$1" in
+create)
+    export DEBIAN_FRONTEND=noninteractive
+    # spark-pg makes its own clusters; Debian's default one would squat on port 5432.
+    install -d /etc/postgresql-common
+    if ! grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
+        echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+    fi
+    missing=()
+    for package in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "packages: all present"
+        exit 0
+    fi
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    ;;
+delete) ;;
+esac

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the host tools (this repo's host/ tree) from the staging copy, atomically, plus their
+# systemd units and config. Delete stops the services and removes all of it; pool data stays.
+# Vars: HOST, STAGING (where CopyToRemote put host/), TOOLS_HASH, POOL_DIR, PG_CONF (file content).
+set -euo pipefail
+dest=/opt/sparks
+fail() { echo "sparks setup: host $HOST: tools: $*" >&2; exit 1; }
+
+case "$1" in
+create)
+    if [ -d "$STAGING" ]; then
+        # sftp does not carry file modes over.
+        chmod -R u=rwX,go=rX "$STAGING"
+        chmod 0755 "$STAGING"/bin/* "$STAGING"/libexec/*
+        echo "$TOOLS_HASH" >"$STAGING/.content-hash"
+        rm -rf "$dest.old"
+        if [ -d "$dest" ]; then mv "$dest" "$dest.old"; fi
+        mv "$STAGING" "$dest"
+        rm -rf "$dest.old"
+    elif [ "$(cat "$dest/.content-hash" 2>/dev/null)" != "$TOOLS_HASH" ]; then
+        fail "the staged copy $STAGING is gone and $dest is not at $TOOLS_HASH; run \`pulumi up --replace\` on this host's tools copy"
+    fi
+    for tool in "$dest"/bin/*; do ln -sfn "$tool" "/usr/local/bin/$(basename "$tool")"; done
+    cp "$dest"/systemd/* /etc/systemd/system/
+    install -d -m 0755 /etc/sparks "$POOL_DIR"
+    printf '%s\n' "$PG_CONF" >/etc/sparks/spark-pg.conf.new
+    mv /etc/sparks/spark-pg.conf.new /etc/sparks/spark-pg.conf
+    systemctl daemon-reload
+    echo "tools: $TOOLS_HASH installed in $dest"
+    ;;
+delete)
+    units=$(systemctl list-units 'spark-pg@*' --all --plain --no-legend | awk '{print $1}')
+    for unit in $units; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+    if [ -d "$dest" ]; then
+        for tool in "$dest"/bin/*; do rm -f "/usr/local/bin/$(basename "$tool")"; done
+        for unit in "$dest"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$unit")"; done
+    fi
+    rm -rf "$dest" "$dest.old" /etc/sparks
+    systemctl daemon-reload
+    echo "tools: removed; data under $POOL_DIR is kept"
+    ;;
+esac

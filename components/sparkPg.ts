@@ -1,0 +1,82 @@
+// spark-pg databases as Pulumi resources: a PgInstance is a fresh Postgres on its own btrfs
+// subvolume, a PgFork is a snapshot of an instance or of another fork. Both are driven by the
+// host's `spark-pg` tool over SSH, each with its own random password.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import * as random from "@pulumi/random";
+import { SparksHost } from "./sparksHost";
+import { shellQuote } from "./shell";
+
+export interface PgDatabaseArgs {
+    /** The host it lives on: a fork lives on its source's host. */
+    host: SparksHost;
+    /**
+     * Refuse to delete it: removing it from config then fails `pulumi up` instead of dropping data.
+     * @default true for instances, false for forks
+     */
+    protect?: boolean;
+}
+
+export interface PgForkArgs extends PgDatabaseArgs {
+    /** The instance or fork it snapshots. */
+    source: PgDatabase;
+}
+
+/** What every spark-pg database exposes. */
+export abstract class PgDatabase extends pulumi.ComponentResource {
+    /** The port spark-pg gave it (kept across restarts). */
+    readonly port: pulumi.Output<number>;
+    /** `postgresql://spark:PASSWORD@ADDRESS:PORT/spark`, a secret. */
+    readonly uri: pulumi.Output<string>;
+    /** The resource to depend on to run after it exists. */
+    readonly created: command.remote.Command;
+    /** Its spark-pg name on the host. */
+    readonly databaseName: string;
+
+    protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs, protect: boolean, opts?: pulumi.ComponentResourceOptions) {
+        super(type, name, {}, opts);
+        this.databaseName = name;
+        const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this });
+        this.created = new command.remote.Command(`${name}-pg`, {
+            connection: args.host.connection,
+            // The password goes in on stdin: never on a command line, in `ps` or in a log.
+            create: `spark-pg ${verb} --password-stdin --json`,
+            stdin: password.result,
+            delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
+            // A rebuilt host lost its databases: make them again.
+            triggers: [args.host.spec.hostKey],
+        }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
+        this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
+        this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${args.host.spec.address}:${this.port}/spark`);
+        this.registerOutputs({ port: this.port, uri: this.uri });
+    }
+}
+
+/**
+ * A Postgres instance on its own subvolume of the host's pool, run as `spark-pg@NAME`.
+ *
+ * ```ts
+ * const app = new PgInstance("app", { host });
+ * export const appUri = app.uri; // secret
+ * ```
+ */
+export class PgInstance extends PgDatabase {
+    constructor(name: string, args: PgDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("sparks:index:PgInstance", name, `new ${shellQuote(name)}`, args, args.protect ?? true, opts);
+    }
+}
+
+/**
+ * A writable copy of an instance (or of a fork) as of now: a btrfs snapshot started as its own
+ * postmaster on its own port, with its own password.
+ *
+ * ```ts
+ * const review = new PgFork("app-review", { host, source: app });
+ * ```
+ */
+export class PgFork extends PgDatabase {
+    constructor(name: string, args: PgForkArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("sparks:index:PgFork", name, `fork ${shellQuote(args.source.databaseName)} ${shellQuote(name)}`, args, args.protect ?? false,
+            { ...opts, dependsOn: [args.source.created] });
+    }
+}

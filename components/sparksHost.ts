@@ -1,0 +1,134 @@
+// A server turned into a Sparks host over SSH: packages, the btrfs pool, /dev/kvm, the host tools,
+// and a verify step that proves all of it works. Every step is idempotent and safe to re-run.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { HostSpec, PgSettings, SshKey, SshSettings } from "./config";
+import { hostConnection } from "./hostConnection";
+import { setupScript } from "./shell";
+
+/** This repo's host-side tools, installed on every host at /opt/sparks. */
+export const HOST_TOOLS_DIR = path.join(__dirname, "..", "host");
+
+/** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check. */
+const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "python3"];
+
+export interface SparksHostArgs {
+    /** The host as validated from `sparks:hosts`. */
+    host: HostSpec;
+    /** How to log in (`sparks:ssh`). */
+    ssh: SshSettings;
+    /** The SSH private key, a secret; undefined when the ssh agent is used. */
+    privateKey: SshKey;
+    /** spark-pg's fleet settings (`sparks:pg`), written to the host's /etc/sparks/spark-pg.conf. */
+    pg: PgSettings;
+}
+
+/** What the verify step found on the host. */
+export interface HostVerification {
+    pool: string;
+    tools: string;
+    sparkPg: string;
+    kvmApiVersion: number;
+}
+
+/**
+ * A Sparks host.
+ *
+ * ```ts
+ * const host = new SparksHost("spark-1", { host, ssh, privateKey, pg });
+ * new PgInstance("app", { host, ... }); // runs after host.ready
+ * ```
+ */
+export class SparksHost extends pulumi.ComponentResource {
+    /** The connection every command on this host uses. */
+    readonly connection: command.types.input.remote.ConnectionArgs;
+    /** Depend on this to run after setup and verification. */
+    readonly ready: pulumi.Resource;
+    /** The verify step's findings, exported as a stack output. */
+    readonly verification: pulumi.Output<HostVerification>;
+    readonly spec: HostSpec;
+
+    constructor(name: string, args: SparksHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("sparks:index:SparksHost", name, {}, opts);
+        const { host } = args;
+        this.spec = host;
+        const connection = hostConnection(host, args.ssh, args.privateKey);
+        const toolsHash = contentHash(HOST_TOOLS_DIR);
+        const poolDir = `${host.pool.mountPoint}/pg`;
+        const hostVars = { HOST: host.name };
+
+        // A rebuilt server has a new host key: treat it as a new machine and set it up from scratch.
+        const identity = [host.hostKey];
+        const step = (stepName: string, vars: Record<string, string | number>, dependsOn: pulumi.Resource[]) =>
+            new command.remote.Command(`${name}-${stepName}`, {
+                connection,
+                create: setupScript(stepName, "create", { ...hostVars, ...vars }),
+                delete: setupScript(stepName, "delete", { ...hostVars, ...vars }),
+                triggers: identity,
+            }, { parent: this, dependsOn, deleteBeforeReplace: true });
+
+        const packages = step("packages", { PACKAGES: PACKAGES.join(" ") }, []);
+        const pool = step("pool", {
+            DEVICE: host.pool.device,
+            MOUNT_POINT: host.pool.mountPoint,
+            WIPE_ON_DELETE: String(host.pool.wipeOnDelete),
+        }, [packages]);
+        const kvm = step("kvm", {}, [packages]);
+        // The staging path carries the content hash: a changed tool is a fresh copy, never a merge.
+        const staging = `/var/tmp/sparks-tools-${toolsHash}`;
+        const copy = new command.remote.CopyToRemote(`${name}-tools-copy`, {
+            connection,
+            source: new pulumi.asset.FileArchive(`${HOST_TOOLS_DIR}/`),
+            remotePath: staging,
+            triggers: identity,
+        }, { parent: this, dependsOn: [packages] });
+        const tools = step("tools", {
+            STAGING: staging,
+            TOOLS_HASH: toolsHash,
+            POOL_DIR: poolDir,
+            PG_CONF: sparkPgConf(host, args.pg, poolDir),
+        }, [pool, copy]);
+        const verify = new command.remote.Command(`${name}-verify`, {
+            connection,
+            create: setupScript("verify", "create", { ...hostVars, MOUNT_POINT: host.pool.mountPoint, TOOLS_HASH: toolsHash }),
+            triggers: identity,
+        }, { parent: this, dependsOn: [pool, kvm, tools] });
+
+        this.connection = connection;
+        this.ready = verify;
+        this.verification = verify.stdout.apply((out) => JSON.parse(out) as HostVerification);
+        this.registerOutputs({ verification: this.verification });
+    }
+}
+
+/** spark-pg's settings on this host: KEY=value lines, read without `source` by the tool. */
+function sparkPgConf(host: HostSpec, pg: PgSettings, poolDir: string): string {
+    const listen = pg.listen.map((where) => (where === "loopback" ? "127.0.0.1" : host.address));
+    return [
+        "# Written by Sparks (pulumi) from the stack config sparks:pg. Local edits are overwritten.",
+        `SPARK_PG_ROOT=${poolDir}`,
+        `SPARK_PG_PORTS=${pg.ports.first}-${pg.ports.last}`,
+        `SPARK_PG_LISTEN="${listen.join(" ")}"`,
+        `SPARK_PG_ALLOW="${pg.allow.join(" ")}"`,
+    ].join("\n");
+}
+
+/** A hash of a directory's files, names and exec bits: the installed tools' version. */
+export function contentHash(dir: string): string {
+    const hash = crypto.createHash("sha256");
+    const walk = (relative: string): void => {
+        for (const entry of fs.readdirSync(path.join(dir, relative), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const file = path.join(relative, entry.name);
+            if (entry.isDirectory()) walk(file);
+            else {
+                const executable = (fs.statSync(path.join(dir, file)).mode & 0o111) !== 0;
+                hash.update(`${file}\0${executable}\0`).update(fs.readFileSync(path.join(dir, file))).update("\0");
+            }
+        }
+    };
+    walk("");
+    return hash.digest("hex").slice(0, 16);
+}
