@@ -25,20 +25,25 @@ function readyAddress(host: HostSpec, attempts: number): pulumi.Output<string> {
         `done`,
     ].join("\n");
     return command.local.runOutput({ command: probe }).apply((result) => {
-        const where = `host ${host.name} (${host.address}:${host.port})`;
-        const line = result.stdout.trim();
-        if (line === "") {
-            throw new pulumi.RunError(`${where} did not answer ssh after ${attempts} attempts: check that it is up and reachable, then run \`pulumi up\` again`);
-        }
-        const presented = line.split(/\s+/).slice(-2).join(" ");
-        if (presented !== host.hostKey) {
-            throw new pulumi.RunError(
-                `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
-                "If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub); otherwise treat this as an attack",
-            );
-        }
+        const failure = gateFailure(host, attempts, result.stdout);
+        if (failure !== undefined) throw new pulumi.RunError(failure);
         return host.address;
     });
+}
+
+/** Why the gate refuses a host, given what ssh-keyscan printed ("" when it never answered). */
+export function gateFailure(host: HostSpec, attempts: number, keyscanOutput: string): string | undefined {
+    const where = `host ${host.name} (${host.address}:${host.port})`;
+    const line = keyscanOutput.trim();
+    if (line === "") {
+        return `${where} did not answer ssh after ${attempts} attempts: check that it is up and reachable, then run \`pulumi up\` again`;
+    }
+    const presented = line.split(/\s+/).slice(-2).join(" ");
+    if (presented !== host.hostKey) {
+        return `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
+            "If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub); otherwise treat this as an attack";
+    }
+    return undefined;
 }
 
 /** The connection for every remote command on `host`. */

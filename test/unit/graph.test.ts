@@ -1,0 +1,127 @@
+// The shape of the resource graph, with Pulumi's mocks: which resources a config makes, what their
+// commands say, and that the host gate refuses a wrong key. Mocks prove the graph, not the hosts:
+// the real engine against real hosts is test/e2e.
+import * as pulumi from "@pulumi/pulumi";
+import { HostSpec } from "../../components/config";
+import { gateFailure } from "../../components/hostConnection";
+
+const KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+interface Made { type: string; name: string; inputs: any }
+
+/** Runs index.ts under mocks with `config`; returns every resource made and the exports. */
+async function runProgram(config: Record<string, unknown>) {
+    const made: Made[] = [];
+    await pulumi.runtime.setMocks({
+        newResource: (args) => {
+            made.push({ type: args.type, name: args.name, inputs: args.inputs });
+            const state = { ...args.inputs };
+            if (args.type === "random:index/randomPassword:RandomPassword") state.result = `pw-${args.name}`;
+            if (args.type === "command:remote:Command") {
+                state.stdout = args.name.endsWith("-verify")
+                    ? JSON.stringify({ pool: "/srv/sparks", tools: "h", sparkPg: "0.1.0", kvmApiVersion: 12 })
+                    : JSON.stringify({ port: 5432 + made.length });
+            }
+            return { id: `${args.name}-id`, state };
+        },
+        call: (args) => {
+            if (args.token !== "command:local:run") throw new Error(`unexpected call ${args.token}`);
+            const address = /'([^']+)'/.exec(args.inputs.command)![1];
+            return { stdout: `${address} ${address.endsWith(".11") ? KEY_A : KEY_B}\n`, stderr: "" };
+        },
+    }, "sparks", "unit", false);
+    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, JSON.stringify(v)])));
+    let exports: any;
+    jest.isolateModules(() => { exports = require("../../index"); });
+    const resolve = <T>(out: pulumi.Output<T>) => new Promise<T>((r) => out.apply(r));
+    const hosts = await resolve(pulumi.output(exports.hosts));
+    const postgres = await resolve(pulumi.output(exports.postgres));
+    return { made, hosts, postgres, exports };
+}
+
+const fleet = {
+    "sparks:ssh": { agent: true },
+    "sparks:pool": { device: "/dev/vdb" },
+    "sparks:hosts": [
+        { name: "spark-1", address: "10.0.0.11", hostKey: KEY_A },
+        { name: "spark-2", address: "10.0.0.12", hostKey: KEY_B },
+    ],
+    "sparks:postgres": [{ name: "app", host: "spark-2" }],
+    "sparks:forks": [{ name: "app-review-2", source: "app-review" }, { name: "app-review", source: "app" }],
+};
+
+describe("a fleet of two hosts, an instance and a fork of a fork", () => {
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    beforeAll(async () => { run = await runProgram(fleet); });
+    const named = (name: string) => run.made.find((r) => r.name === name)!;
+
+    test("each host gets the same setup steps, in its own names", () => {
+        for (const host of ["spark-1", "spark-2"]) {
+            expect(run.made.filter((r) => r.name.startsWith(`${host}-`)).map((r) => r.name).sort()).toEqual(
+                ["kvm", "packages", "pool", "tools", "tools-copy", "verify"].map((s) => `${host}-${s}`),
+            );
+        }
+    });
+
+    test("every remote command pins the host key of its host", () => {
+        const remote = run.made.filter((r) => r.type.startsWith("command:remote:"));
+        expect(remote).toHaveLength(2 * 6 + 3);
+        for (const r of remote) {
+            // pulumi-command marks the whole connection secret (it may hold a key).
+            const connection = r.inputs.connection.value;
+            const onSpark1 = r.name.startsWith("spark-1");
+            expect(connection.host).toBe(onSpark1 ? "10.0.0.11" : "10.0.0.12");
+            expect(connection.hostKey).toBe(onSpark1 ? KEY_A : KEY_B);
+        }
+    });
+
+    test("passwords reach spark-pg on stdin, never on the command line", () => {
+        for (const db of ["app", "app-review", "app-review-2"]) {
+            const cmd = named(`${db}-pg`);
+            expect(cmd.inputs.stdin).toBe(`pw-${db}-password`);
+            expect(cmd.inputs.create).not.toContain("pw-");
+            expect(cmd.inputs.create).toContain("--password-stdin");
+        }
+    });
+
+    test("forks are made in source order, whatever the config order", () => {
+        expect(named("app-pg").inputs.create).toBe("spark-pg new 'app' --password-stdin --json");
+        expect(named("app-review-pg").inputs.create).toBe("spark-pg fork 'app' 'app-review' --password-stdin --json");
+        expect(named("app-review-2-pg").inputs.create).toBe("spark-pg fork 'app-review' 'app-review-2' --password-stdin --json");
+        const order = run.made.map((r) => r.name);
+        expect(order.indexOf("app-review-pg")).toBeLessThan(order.indexOf("app-review-2-pg"));
+    });
+
+    test("the pool step carries the device and mount point as quoted values", () => {
+        expect(named("spark-1-pool").inputs.create).toMatch(/^HOST='spark-1' DEVICE='\/dev\/vdb' MOUNT_POINT='\/srv\/sparks' WIPE_ON_DELETE='false' bash -c /);
+    });
+
+    test("exports the verify findings and secret URIs", async () => {
+        expect(run.hosts["spark-1"].kvmApiVersion).toBe(12);
+        expect(run.postgres.app.uri).toMatch(/^postgresql:\/\/spark:pw-app-password@10\.0\.0\.12:\d+\/spark$/);
+        expect(await pulumi.isSecret(run.exports.postgres.app.uri)).toBe(true);
+    });
+});
+
+describe("the host gate", () => {
+    const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A,
+        pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false } };
+
+    test("lets through the pinned key, whatever the keyscan prefix", () => {
+        expect(gateFailure(host, 6, `10.0.0.11 ${KEY_A}\n`)).toBeUndefined();
+        expect(gateFailure({ ...host, port: 2222 }, 6, `[10.0.0.11]:2222 ${KEY_A}\n`)).toBeUndefined();
+    });
+
+    test("refuses a host whose key is not the pinned one, naming it", () => {
+        expect(gateFailure(host, 6, `10.0.0.11 ${KEY_B}\n`)).toMatch(
+            /^host spark-1 \(10\.0\.0\.11:22\) presented host key ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBB\S+, not the pinned .*: refusing to connect/,
+        );
+    });
+
+    test("names a host that never answered, and the retry budget", () => {
+        expect(gateFailure(host, 6, "")).toBe(
+            "host spark-1 (10.0.0.11:22) did not answer ssh after 6 attempts: check that it is up and reachable, then run `pulumi up` again",
+        );
+    });
+});
