@@ -1,0 +1,80 @@
+// Summary: prove a deployed stack works, from the outside, with each database's own credentials
+// Usage: npx ts-node scripts/verify.ts STACK
+//
+// Hosts verify themselves during `pulumi up` (pool, tools, KVM); this reads what they reported and
+// then connects to every Postgres instance and fork over the network with node-postgres: each
+// answers with its own password, a fork holds its source's data as of the fork, and a write on
+// either side stays on that side. URIs hold passwords: they are kept in memory, never printed.
+import { execFileSync } from "child_process";
+import { randomUUID } from "crypto";
+import { Client } from "pg";
+
+export interface StackOutputs {
+    hosts?: Record<string, { kvmApiVersion: number; tools: string; pool: string }>;
+    postgres?: Record<string, { port: number; uri: string; source?: string }>;
+}
+
+async function withClient<T>(name: string, uri: string, use: (client: Client) => Promise<T>): Promise<T> {
+    const client = new Client({ connectionString: uri, connectionTimeoutMillis: 10_000 });
+    try {
+        await client.connect();
+    } catch (error) {
+        throw new Error(`verify: postgres ${name}: cannot connect with its own credentials: ${(error as Error).message}`);
+    }
+    try {
+        return await use(client);
+    } finally {
+        await client.end();
+    }
+}
+
+const lineageOf = (client: Client) =>
+    client.query("SELECT name FROM sparks_verify.lineage ORDER BY name").then((r) => r.rows.map((row) => row.name as string));
+
+/** Checks everything the stack reports; returns one line per check passed, throws on the first failure. */
+export async function verifyStack(outputs: StackOutputs): Promise<string[]> {
+    const passed: string[] = [];
+    for (const [name, host] of Object.entries(outputs.hosts ?? {})) {
+        if (host.kvmApiVersion !== 12) throw new Error(`verify: host ${name}: KVM API version ${host.kvmApiVersion}, expected 12`);
+        passed.push(`host ${name}: pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`);
+    }
+    const databases = outputs.postgres ?? {};
+    const chainOf = (name: string): string[] => {
+        const source = databases[name].source;
+        return source === undefined ? [name] : [...chainOf(source), name];
+    };
+    for (const [name, db] of Object.entries(databases)) {
+        const lineage = await withClient(name, db.uri, lineageOf);
+        const expected = chainOf(name).sort();
+        if (JSON.stringify(lineage) !== JSON.stringify(expected)) {
+            throw new Error(`verify: postgres ${name}: holds the data of ${JSON.stringify(lineage)}, expected ${JSON.stringify(expected)}`);
+        }
+        passed.push(`postgres ${name}: answers on port ${db.port} with its own password; holds the data of ${expected.join(" <- ")}`);
+    }
+    for (const [name, db] of Object.entries(databases)) {
+        if (db.source === undefined) continue;
+        const source = databases[db.source];
+        const token = `verify-${randomUUID()}`;
+        for (const [writer, reader] of [[name, db.source], [db.source, name]]) {
+            await withClient(writer, databases[writer].uri, (c) => c.query("INSERT INTO sparks_verify.probe VALUES ($1)", [token]));
+            const leaked = await withClient(reader, databases[reader].uri, (c) => c.query("SELECT 1 FROM sparks_verify.probe WHERE token = $1", [token]));
+            await withClient(writer, databases[writer].uri, (c) => c.query("DELETE FROM sparks_verify.probe WHERE token = $1", [token]));
+            if (leaked.rowCount !== 0) throw new Error(`verify: postgres ${writer}: a write there showed up in ${reader}`);
+        }
+        passed.push(`postgres ${name}: diverges from ${db.source} (port ${source.port}) in both directions`);
+    }
+    return passed;
+}
+
+if (require.main === module) {
+    const stack = process.argv[2];
+    if (!stack || !/^[a-z][a-z0-9-]*$/.test(stack)) {
+        console.error("usage: npx ts-node scripts/verify.ts STACK");
+        process.exit(2);
+    }
+    const outputs = JSON.parse(execFileSync("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", stack], { encoding: "utf8" }));
+    verifyStack(outputs).then(
+        (lines) => { for (const line of lines) console.log(`verify: ok: ${line}`); },
+        (error) => { console.error((error as Error).message); process.exit(1); },
+    );
+}
