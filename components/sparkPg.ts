@@ -8,6 +8,8 @@ import { SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
 
 export interface PgDatabaseArgs {
+    /** The database it snapshots, for a fork. */
+    source?: PgDatabase;
     /** The host it lives on: a fork lives on its source's host. */
     host: SparksHost;
     /**
@@ -18,8 +20,24 @@ export interface PgDatabaseArgs {
 }
 
 export interface PgForkArgs extends PgDatabaseArgs {
-    /** The instance or fork it snapshots. */
     source: PgDatabase;
+}
+
+/**
+ * Adds this database's name to `sparks_verify.lineage`, owned by its `spark` role. A fork inherits
+ * its source's rows, so verify can prove it saw the source's data as of the fork, and no later.
+ */
+function recordLineage(name: string): string {
+    const sql = [
+        "SET ROLE spark;",
+        "CREATE SCHEMA IF NOT EXISTS sparks_verify;",
+        "CREATE TABLE IF NOT EXISTS sparks_verify.lineage (name text PRIMARY KEY, recorded timestamptz NOT NULL DEFAULT now());",
+        "CREATE TABLE IF NOT EXISTS sparks_verify.probe (token text PRIMARY KEY);",
+        `INSERT INTO sparks_verify.lineage (name) VALUES ('${name}') ON CONFLICT DO NOTHING;`,
+    ].join(" ");
+    // NAME_PATTERN keeps `name` free of quotes; psql stops at the first error.
+    return `printf '%s\n' ${shellQuote(`\set ON_ERROR_STOP on
+${sql}`)} | spark-pg connect ${shellQuote(name)} --psql >/dev/null`;
 }
 
 /** What every spark-pg database exposes. */
@@ -32,6 +50,8 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
     readonly created: command.remote.Command;
     /** Its spark-pg name on the host. */
     readonly databaseName: string;
+    /** What it was forked from, if it is a fork. */
+    readonly source?: string;
 
     protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs, protect: boolean, opts?: pulumi.ComponentResourceOptions) {
         super(type, name, {}, opts);
@@ -40,13 +60,14 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
         this.created = new command.remote.Command(`${name}-pg`, {
             connection: args.host.connection,
             // The password goes in on stdin: never on a command line, in `ps` or in a log.
-            create: `spark-pg ${verb} --password-stdin --json`,
+            create: `spark-pg ${verb} --password-stdin --json && ${recordLineage(name)}`,
             stdin: password.result,
             delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
             // A rebuilt host lost its databases: make them again.
             triggers: [args.host.spec.hostKey],
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
+        this.source = args.source?.databaseName;
         this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${args.host.spec.address}:${this.port}/spark`);
         this.registerOutputs({ port: this.port, uri: this.uri });
     }

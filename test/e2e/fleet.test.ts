@@ -1,0 +1,151 @@
+// The dev stack's program against two real lab hosts, through the real engine, as a lifecycle:
+// preview, up, verify, no-change preview and up, a tool edit, a fork added and removed, a wrong
+// host key, a host that is down, a failed verify check, then destroy back to the hosts' first state.
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { verifyStack } from "../../scripts/verify";
+import { LabHost, labDown, labUp, onHost, setHostReachable } from "./lab";
+import { ROOT, TestStack } from "./stack";
+
+jest.setTimeout(20 * 60 * 1000);
+
+// What Sparks may touch on a host, apart from installed packages: destroy must restore all of it.
+const HOST_STATE = [
+    "ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp 2>&1",
+    "ls -1 /etc/sparks 2>&1 || true",
+    "findmnt --noheadings --output TARGET,SOURCE,FSTYPE | sort",
+    "blkid -p /dev/vdb || echo blank",
+    "systemctl list-units --all --plain --no-legend 'spark-pg@*' 'srv-*.mount'",
+    "stat -c '%a %G' /dev/kvm",
+].join("; echo --; ");
+
+const devConfig = () => YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config;
+
+describe("the fleet on two lab hosts", () => {
+    let hosts: LabHost[];
+    let stack: TestStack;
+    let firstState: string[];
+    let config: Record<string, any>;
+    const timings: Record<string, number> = {};
+
+    async function timed<T>(label: string, action: () => Promise<T>): Promise<T> {
+        const start = Date.now();
+        try {
+            return await action();
+        } finally {
+            timings[label] = (Date.now() - start) / 1000;
+        }
+    }
+
+    const hostStates = () => Promise.all(hosts.map((h) => onHost(h, HOST_STATE)));
+    const expectOk = (result: { code: number; stdout: string; stderr: string }) => {
+        if (result.code !== 0) throw new Error(`exit ${result.code}\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`);
+    };
+
+    beforeAll(async () => {
+        hosts = await labUp(2);
+        firstState = await hostStates();
+        // The dev stack file itself, with the lab's key files linked in, and settings that let the
+        // test destroy everything and fail fast on a host that is down.
+        config = devConfig();
+        config["sparks:pool"].wipeOnDelete = true;
+        config["sparks:pg"].protectInstances = false;
+        config["sparks:ssh"].connectAttempts = 3;
+        stack = await TestStack.create("dev", config);
+        fs.symlinkSync(path.join(ROOT, ".lab"), path.join(stack.dir, ".lab"));
+    });
+
+    afterAll(async () => {
+        console.log(`fleet timings (s): ${JSON.stringify(timings)}`);
+        if (stack) await stack.remove();
+        await labDown();
+    });
+
+    test("preview shows the whole fleet and touches no host", async () => {
+        const preview = await stack.preview();
+        expectOk(preview);
+        for (const name of ["spark-1-pool", "spark-2-verify", "app-pg", "app-review-pg"]) expect(preview.stdout).toContain(name);
+        expect(await hostStates()).toEqual(firstState);
+    });
+
+    test("up sets both hosts up, and verify passes", async () => {
+        expectOk(await timed("first up", () => stack.up()));
+        const outputs = await stack.outputs();
+        for (const host of hosts) expect(outputs.hosts[host.name].kvmApiVersion).toBe(12);
+        const passed = await verifyStack(outputs);
+        expect(passed).toContainEqual(expect.stringMatching(/^postgres app-review: diverges from app/));
+    });
+
+    test("a second preview and up change nothing", async () => {
+        expectOk(await stack.preview("--expect-no-changes"));
+        expectOk(await timed("no-change up", () => stack.up("--expect-no-changes")));
+    });
+
+    test("a host tool edit updates only the tools and their verify, on each host", async () => {
+        fs.appendFileSync(path.join(stack.dir, "host", "libexec", "spark-pg-version"), "# edited by the e2e test\n");
+        expect(await stack.plannedSteps()).toEqual(["spark-1", "spark-2"].flatMap((h) => [
+            ["update", `${h}-tools`], ["update", `${h}-tools-copy`], ["update", `${h}-verify`],
+        ]).sort());
+        const before = (await stack.outputs()).hosts["spark-1"].tools;
+        expectOk(await stack.up());
+        expect((await stack.outputs()).hosts["spark-1"].tools).not.toBe(before);
+    });
+
+    test("a fork added to config is created, and removed is destroyed; nothing else changes", async () => {
+        const forks = config["sparks:forks"];
+        stack.setConfig({ ...config, "sparks:forks": [...forks, { name: "app-qa", source: "app-review" }] });
+        expect((await stack.plannedSteps()).map(([op, name]) => `${op} ${name}`)).toEqual(
+            ["create app-qa", "create app-qa-password", "create app-qa-pg"],
+        );
+        expectOk(await stack.up());
+        const passed = await verifyStack(await stack.outputs());
+        expect(passed).toContainEqual(expect.stringMatching(/^postgres app-qa: .*holds the data of app <- app-review <- app-qa/));
+
+        stack.setConfig(config);
+        expect((await stack.plannedSteps()).map(([op, name]) => `${op} ${name}`)).toEqual(
+            ["delete app-qa", "delete app-qa-password", "delete app-qa-pg"],
+        );
+        expectOk(await stack.up());
+        expect(await onHost(hosts[0], "spark-pg list --json")).not.toContain("app-qa");
+    });
+
+    test("a wrong pinned host key refuses to connect, and changes nothing", async () => {
+        const wrong = structuredClone(config);
+        delete wrong["sparks:hosts"][1].hostKeyFile;
+        wrong["sparks:hosts"][1].hostKey = fs.readFileSync(hosts[0].hostKeyFile, "utf8").trim();
+        stack.setConfig(wrong);
+        const up = await stack.up();
+        expect(up.code).not.toBe(0);
+        expect(up.stdout + up.stderr).toMatch(/host spark-2 \(10\.89\.42\.12:22\) presented host key ssh-ed25519 \S+, not the pinned .*refusing to connect/);
+        stack.setConfig(config);
+        expectOk(await stack.preview("--expect-no-changes"));
+    });
+
+    test("a host that is down is named after the retry budget; once back, up converges", async () => {
+        await setHostReachable(hosts[1], false);
+        try {
+            const up = await stack.up();
+            expect(up.code).not.toBe(0);
+            expect(up.stdout + up.stderr).toContain("host spark-2 (10.89.42.12:22) did not answer ssh after 3 attempts");
+        } finally {
+            await setHostReachable(hosts[1], true);
+        }
+        expectOk(await stack.up("--expect-no-changes"));
+    });
+
+    test("a failed verify check names the host, the check and what to do", async () => {
+        await onHost(hosts[0], "chmod 0600 /dev/kvm");
+        fs.appendFileSync(path.join(stack.dir, "host", "libexec", "spark-pg-version"), "# edited again\n");
+        const up = await stack.up();
+        expect(up.code).not.toBe(0);
+        expect(up.stdout + up.stderr).toContain('sparks verify: host spark-1: check kvm failed: /dev/kvm is 600 kvm, expected "660 kvm"; run systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf');
+        await onHost(hosts[0], "systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf");
+        expectOk(await stack.up());
+    });
+
+    test("destroy leaves the hosts as they were, apart from installed packages", async () => {
+        expectOk(await stack.destroy());
+        expect(await hostStates()).toEqual(firstState);
+    });
+});
