@@ -1,0 +1,256 @@
+// Package provutil holds the small helpers shared by this project's stand-in resource
+// providers (cmd/pulumi-resource-random, cmd/pulumi-resource-command).
+package provutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/blang/semver"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+)
+
+// Serve runs the provider made by mk as a resource provider plugin (prints the port, serves gRPC
+// until the engine hangs up). mk receives the engine's host client (for logging).
+func Serve(name string, mk func(host *provider.HostClient) plugin.Provider) {
+	err := provider.Main(name, func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
+		return plugin.NewProviderServer(mk(host)), nil
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pulumi-resource-%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// Base implements the provider-level methods every stand-in provider shares.
+type Base struct {
+	plugin.UnimplementedProvider
+	Version string
+}
+
+func (b *Base) Handshake(context.Context, plugin.ProviderHandshakeRequest) (*plugin.ProviderHandshakeResponse, error) {
+	return &plugin.ProviderHandshakeResponse{AcceptSecrets: true, AcceptResources: true}, nil
+}
+
+func (b *Base) GetPluginInfo(context.Context) (plugin.PluginInfo, error) {
+	v, err := semver.ParseTolerant(b.Version)
+	if err != nil {
+		return plugin.PluginInfo{}, err
+	}
+	return plugin.PluginInfo{Version: &v}, nil
+}
+
+func (b *Base) CheckConfig(_ context.Context, req plugin.CheckConfigRequest) (plugin.CheckConfigResponse, error) {
+	return plugin.CheckConfigResponse{Properties: req.News}, nil
+}
+
+func (b *Base) DiffConfig(context.Context, plugin.DiffConfigRequest) (plugin.DiffConfigResponse, error) {
+	return plugin.DiffResult{Changes: plugin.DiffNone}, nil
+}
+
+func (b *Base) Configure(context.Context, plugin.ConfigureRequest) (plugin.ConfigureResponse, error) {
+	return plugin.ConfigureResponse{}, nil
+}
+
+func (b *Base) SignalCancellation(context.Context) error { return nil }
+
+func (b *Base) Close() error { return nil }
+
+// Unsecret strips secret markers (recursively) so values can be read.
+func Unsecret(v resource.PropertyValue) resource.PropertyValue {
+	switch {
+	case v.IsSecret():
+		return Unsecret(v.SecretValue().Element)
+	case v.IsOutput():
+		o := v.OutputValue()
+		if !o.Known {
+			return resource.MakeComputed(resource.NewStringProperty(""))
+		}
+		return Unsecret(o.Element)
+	case v.IsArray():
+		arr := v.ArrayValue()
+		out := make([]resource.PropertyValue, len(arr))
+		for i, e := range arr {
+			out[i] = Unsecret(e)
+		}
+		return resource.NewArrayProperty(out)
+	case v.IsObject():
+		return resource.NewObjectProperty(UnsecretMap(v.ObjectValue()))
+	}
+	return v
+}
+
+// UnsecretMap applies Unsecret to every value of m.
+func UnsecretMap(m resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{}
+	for k, v := range m {
+		out[k] = Unsecret(v)
+	}
+	return out
+}
+
+// Props reads typed values out of a property map. Secret markers are ignored.
+type Props struct{ M resource.PropertyMap }
+
+func (p Props) get(key string) (resource.PropertyValue, bool) {
+	v, ok := p.M[resource.PropertyKey(key)]
+	if !ok {
+		return resource.PropertyValue{}, false
+	}
+	v = Unsecret(v)
+	if v.IsNull() {
+		return v, false
+	}
+	return v, true
+}
+
+// Has reports whether key is set to a non-null value.
+func (p Props) Has(key string) bool { _, ok := p.get(key); return ok }
+
+// Unknown reports whether key holds a value that is not known yet (preview).
+func (p Props) Unknown(key string) bool {
+	v, ok := p.get(key)
+	return ok && v.ContainsUnknowns()
+}
+
+func (p Props) String(key, def string) string {
+	if v, ok := p.get(key); ok && v.IsString() {
+		return v.StringValue()
+	}
+	return def
+}
+
+func (p Props) Bool(key string, def bool) bool {
+	if v, ok := p.get(key); ok && v.IsBool() {
+		return v.BoolValue()
+	}
+	return def
+}
+
+func (p Props) Number(key string, def float64) float64 {
+	if v, ok := p.get(key); ok && v.IsNumber() {
+		return v.NumberValue()
+	}
+	return def
+}
+
+func (p Props) Strings(key string) []string {
+	v, ok := p.get(key)
+	if !ok || !v.IsArray() {
+		return nil
+	}
+	var out []string
+	for _, e := range v.ArrayValue() {
+		if e.IsString() {
+			out = append(out, e.StringValue())
+		}
+	}
+	return out
+}
+
+func (p Props) StringMap(key string) map[string]string {
+	v, ok := p.get(key)
+	if !ok || !v.IsObject() {
+		return nil
+	}
+	out := map[string]string{}
+	for k, e := range v.ObjectValue() {
+		if e.IsString() {
+			out[string(k)] = e.StringValue()
+		}
+	}
+	return out
+}
+
+func (p Props) Object(key string) Props {
+	v, ok := p.get(key)
+	if !ok || !v.IsObject() {
+		return Props{M: resource.PropertyMap{}}
+	}
+	return Props{M: v.ObjectValue()}
+}
+
+// IsSecret reports whether key holds a secret (at its top level).
+func (p Props) IsSecret(key string) bool {
+	v, ok := p.M[resource.PropertyKey(key)]
+	return ok && v.ContainsSecrets()
+}
+
+// ChangedKeys lists the (non-internal) keys whose values differ between olds and news.
+// Secret markers are ignored for the comparison; a value that is unknown in news counts as changed.
+func ChangedKeys(olds, news resource.PropertyMap) []string {
+	keys := map[resource.PropertyKey]bool{}
+	for k := range olds {
+		keys[k] = true
+	}
+	for k := range news {
+		keys[k] = true
+	}
+	var changed []string
+	for k := range keys {
+		if strings.HasPrefix(string(k), "__") {
+			continue
+		}
+		o, oldOK := olds[k]
+		n, newOK := news[k]
+		if oldOK && o.IsNull() {
+			oldOK = false
+		}
+		if newOK && n.IsNull() {
+			newOK = false
+		}
+		if !oldOK && !newOK {
+			continue
+		}
+		if oldOK != newOK {
+			changed = append(changed, string(k))
+			continue
+		}
+		nu := Unsecret(n)
+		if nu.ContainsUnknowns() || !Unsecret(o).DeepEquals(nu) {
+			changed = append(changed, string(k))
+		}
+	}
+	sort.Strings(changed)
+	return changed
+}
+
+// Diff builds a DiffResult for the changed keys; keys for which replace returns true force a replacement.
+func Diff(olds, news resource.PropertyMap, replace func(key string) bool) plugin.DiffResult {
+	changed := ChangedKeys(olds, news)
+	if len(changed) == 0 {
+		return plugin.DiffResult{Changes: plugin.DiffNone}
+	}
+	res := plugin.DiffResult{Changes: plugin.DiffSome, DetailedDiff: map[string]plugin.PropertyDiff{}}
+	for _, k := range changed {
+		res.ChangedKeys = append(res.ChangedKeys, resource.PropertyKey(k))
+		kind := plugin.DiffUpdate
+		if _, had := olds[resource.PropertyKey(k)]; !had {
+			kind = plugin.DiffAdd
+		} else if _, has := news[resource.PropertyKey(k)]; !has {
+			kind = plugin.DiffDelete
+		}
+		if replace(k) {
+			res.ReplaceKeys = append(res.ReplaceKeys, resource.PropertyKey(k))
+			kind = kind.AsReplace()
+		}
+		res.DetailedDiff[k] = plugin.PropertyDiff{Kind: kind, InputDiff: true}
+	}
+	return res
+}
+
+// Copy returns a shallow copy of m.
+func Copy(m resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
