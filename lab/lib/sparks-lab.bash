@@ -1,0 +1,138 @@
+# Shared names, paths and helpers for the sparks-lab verbs. Sourced, never run.
+# shellcheck shell=bash disable=SC2034 # the constants are used by the verbs that source this
+
+shopt -s inherit_errexit
+
+SPARKS_LAB_ROOT="$(cd "${BASH_SOURCE[0]%/*}/../.." && pwd -P)"
+LAB_LIBEXEC="$SPARKS_LAB_ROOT/lab/libexec"
+LAB_DIR="$(realpath -m "${SPARKS_LAB_DIR:-$SPARKS_LAB_ROOT/.lab}")"
+LAB_CACHE="$(realpath -m "${XDG_CACHE_HOME:-$HOME/.cache}/sparks-lab")"
+LAB_POOL="$LAB_DIR/pool"               # btrfs mount: base-TAG (read-only) and hosts/NAME snapshots
+LAB_POOL_IMG="$LAB_DIR/images/pool.img"
+LAB_RUN="$LAB_DIR/run"                 # lab-wide records: forwarder PIDs, /run/netns marker
+LAB_KEY="$LAB_DIR/ssh/id_ed25519"
+LAB_KNOWN_HOSTS="$LAB_DIR/ssh/known_hosts"
+LAB_BRIDGE=sparkbr0
+LAB_NET=10.89.42                       # .1 the machine, .2-.10 mirror forwarders, .11+ hosts
+LAB_GATEWAY="$LAB_NET.1"
+LAB_MAX_HOSTS=100
+LAB_MIRROR_SOURCES=/etc/apt/sources.list.d/debian.sources
+# The bridge, the sparks-* namespaces and the addresses exist once per machine: this file names
+# the lab directory that holds them, so a second checkout's lab neither takes nor sweeps them.
+LAB_CLAIM=/run/sparks-lab/owner
+
+# Paths end up in JSON and on command lines unquoted by other programs: keep them plain.
+if [[ ! "$LAB_DIR$LAB_CACHE" =~ ^[A-Za-z0-9._/+@-]+$ ]]; then
+  echo "sparks-lab: lab directory '$LAB_DIR' or cache '$LAB_CACHE' has unsupported characters" >&2
+  exit 1
+fi
+
+lab_die() {
+  echo "sparks-lab: $*" >&2
+  exit 1
+}
+
+lab_log() {
+  echo "sparks-lab: $*" >&2
+}
+
+lab_require_root() {
+  [[ $EUID -eq 0 ]] || lab_die "must run as root (it creates network namespaces, loop devices and containers)"
+}
+
+host_name() { echo "spark-$1"; }
+host_index() { echo "${1#spark-}"; }
+host_addr() { echo "$LAB_NET.$((10 + $1))"; }
+host_netns() { echo "sparks-$1"; }
+host_veth() { echo "sparks-v$1"; }
+host_dir() { echo "$LAB_DIR/hosts/$1"; }
+host_root() { echo "$LAB_POOL/hosts/$1"; }
+
+# Names of hosts with state in the lab, in index order.
+lab_recorded_hosts() {
+  local d
+  for d in "$LAB_DIR"/hosts/spark-*; do
+    [[ -d $d ]] && echo "${d##*/}"
+  done | sort -t- -k2,2n
+}
+
+# Holds the machine-wide lab lock for the life of the calling verb: there is one bridge and one
+# set of names per machine, so ups and downs of every checkout take turns. Children must be
+# started with 9>&- so a crashed verb's survivors never keep it. A verb run by a verb that holds
+# the lock (up runs base) inherits it.
+lab_lock() {
+  [[ ${SPARKS_LAB_LOCK_HELD:-} == 1 ]] && return 0
+  mkdir -p /run/lock
+  exec 9>/run/lock/sparks-lab.lock
+  if ! flock -n 9; then
+    lab_log "waiting for another sparks-lab up/down to finish"
+    flock -w 600 9 || lab_die "another sparks-lab up/down has held /run/lock/sparks-lab.lock for 10 minutes"
+  fi
+  export SPARKS_LAB_LOCK_HELD=1
+}
+
+lab_unlock() {
+  flock -u 9
+  exec 9>&-
+  unset SPARKS_LAB_LOCK_HELD
+}
+
+# Prints PID when it is alive and its command line contains NEEDLE (guards against PID reuse).
+pid_matching() {
+  local pid=$1 needle=$2
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$needle" || return 1
+  echo "$pid"
+}
+
+# The nspawn process of host NAME, if running.
+host_nspawn_pid() {
+  local pidfile
+  pidfile="$(host_dir "$1")/nspawn.pid"
+  [[ -s $pidfile ]] || return 1
+  pid_matching "$(<"$pidfile")" "--directory=$(host_root "$1") "
+}
+
+# The container's PID 1 (systemd): nspawn's child in the new PID namespace.
+host_leader_pid() {
+  local nspawn=$1 child
+  local children=()
+  read -r -a children < <(cat "/proc/$nspawn/task/"*/children 2>/dev/null) || true
+  for child in "${children[@]+"${children[@]}"}"; do
+    if [[ $(readlink "/proc/$child/ns/pid") != "$(readlink "/proc/$nspawn/ns/pid")" ]]; then
+      echo "$child"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The lab directory that holds the machine-wide names, if one does.
+lab_names_owner() {
+  cat "$LAB_CLAIM" 2>/dev/null || true
+}
+
+# Whether any of the machine-wide names exists.
+lab_names_in_use() {
+  ip link show dev "$LAB_BRIDGE" >/dev/null 2>&1 || ip netns list | grep -q '^sparks-'
+}
+
+lab_ssh_opts() {
+  printf '%s\n' -i "$LAB_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+    -o "UserKnownHostsFile=$LAB_KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR
+}
+
+# http(s) origins (scheme://host[:port]) of the machine's Debian mirror, comments skipped.
+mirror_origins() {
+  local origins
+  [[ -r $LAB_MIRROR_SOURCES ]] || lab_die "no $LAB_MIRROR_SOURCES to read the Debian mirror from"
+  origins="$(grep -v '^[[:space:]]*#' "$LAB_MIRROR_SOURCES" | grep -oE 'https?://[^/[:space:]]+' | sort -u)" || true
+  [[ -n $origins ]] || lab_die "no http(s) mirror in $LAB_MIRROR_SOURCES"
+  echo "$origins"
+}
+
+# The machine's apt settings that its mirror needs (a snapshot mirror has expired Release files).
+mirror_apt_options() {
+  apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date) ' || true
+}

@@ -1,0 +1,236 @@
+// The local lab on this machine, for real: `up` gives ssh-ready Debian hosts with systemd, a blank
+// /dev/vdb, /dev/kvm, a network between them and the machine's Debian mirror; `down` leaves the
+// machine as it found it, also after a killed `up` and when run twice. Needs root. The lab's
+// bridge, namespaces and addresses exist once per machine: the tests wait until no lab is up and
+// then hold the lab lock throughout, so no other checkout's lab comes and goes while they
+// compare the machine's state.
+import { ChildProcessWithoutNullStreams, execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const LAB = path.join(ROOT, "lab", "sparks-lab");
+const LAB_DIR = path.resolve(process.env.SPARKS_LAB_DIR ?? path.join(ROOT, ".lab"));
+const POOL_IMAGE = path.join(LAB_DIR, "images", "pool.img");
+const LAB_LOCK = "/run/lock/sparks-lab.lock";
+const LAB_OWNER = "/run/sparks-lab/owner";
+/** The lab verbs run by the tests skip the lock the tests hold. */
+const LAB_ENV = { ...process.env, SPARKS_LAB_LOCK_HELD: "1" };
+
+interface LabHost {
+    name: string;
+    address: string;
+    port: number;
+    user: string;
+    state: string;
+    hostKeyFile: string;
+    privateKeyFile: string;
+    pid: number | null;
+}
+
+/** Runs a program; throws with its stderr when it exits non-zero. */
+function run(file: string, args: string[], timeoutMs = 10 * 60 * 1000): string {
+    try {
+        return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs, env: LAB_ENV }).trim();
+    } catch (error) {
+        const e = error as { status?: number; signal?: string; stderr?: string; stdout?: string };
+        throw new Error(`${file} ${args.join(" ")} failed (${e.status ?? e.signal}):\n${e.stderr ?? ""}${e.stdout ?? ""}`);
+    }
+}
+
+const lab = (...args: string[]): string => run(LAB, args);
+const labStatus = (): LabHost[] => JSON.parse(lab("status", "--json"));
+
+/** A known_hosts file built only from the host keys the lab recorded. */
+function knownHostsFor(hosts: LabHost[]): string {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-test-")), "known_hosts");
+    const lines = hosts.map((h) => `${h.address} ${fs.readFileSync(h.hostKeyFile, "utf8").trim()}`);
+    fs.writeFileSync(file, lines.join("\n") + "\n");
+    return file;
+}
+
+function ssh(host: LabHost, knownHosts: string, command: string): string {
+    return run("ssh", [
+        "-i", host.privateKeyFile, "-p", String(host.port),
+        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+        `${host.user}@${host.address}`, command,
+    ], 5 * 60 * 1000);
+}
+
+function stat(file: string): fs.Stats | undefined {
+    try {
+        return fs.statSync(file);
+    } catch {
+        return undefined;
+    }
+}
+
+/** The parts of the machine the lab touches. Other people's loop devices and mounts on this
+ *  machine come and go, so those lists keep what can be the lab's: anything under the lab
+ *  directory, network namespace files, and loop devices whose backing file is not the file of
+ *  that name on the machine (a file inside a container). */
+function machineState() {
+    const ownPidNamespace = fs.readlinkSync("/proc/self/ns/pid");
+    const processes = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
+        try {
+            const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+            const inContainer = fs.readlinkSync(`/proc/${pid}/ns/pid`) !== ownPidNamespace;
+            const labLike = /systemd-nspawn|TCP-LISTEN:.*bind=10\.89\.42\./.test(cmdline) || cmdline.includes(LAB_DIR);
+            return inContainer || labLike ? [`${pid} ${cmdline}`] : [];
+        } catch {
+            return []; // exited while we looked
+        }
+    });
+    const netns = run("ip", ["netns", "list"]).split("\n").filter(Boolean).map((l) => l.split(" ")[0]);
+    const links = (JSON.parse(run("ip", ["-j", "link", "show"])) as { ifname: string }[]).map((l) => l.ifname);
+    const loops = (JSON.parse(run("losetup", ["-J", "-l", "-O", "NAME,BACK-FILE,BACK-INO"]) || '{"loopdevices":[]}')
+        .loopdevices as { name: string; "back-file": string; "back-ino": string }[])
+        .filter((l) => {
+            const file = l["back-file"].replace(/ \(deleted\)$/, "");
+            const onMachine = stat(file);
+            return file.startsWith(LAB_DIR + "/") || !onMachine || String(onMachine.ino) !== String(l["back-ino"]).trim();
+        })
+        .map((l) => `${l.name} ${l["back-file"]}`);
+    const mounts = run("findmnt", ["-rn", "-o", "TARGET,FSTYPE"]).split("\n")
+        .filter((m) => m.startsWith(LAB_DIR + "/") || m.startsWith("/run/netns") || m.endsWith(" nsfs"));
+    return { processes: processes.sort(), netns: netns.sort(), links: links.sort(), loops: loops.sort(), mounts: mounts.sort() };
+}
+
+/** Subvolumes in the lab's pool other than the cached base, read from the (unmounted) image. */
+function poolHostSubvolumes(): string[] {
+    if (!stat(POOL_IMAGE)) return [];
+    const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-pool-"));
+    run("mount", ["-o", "loop,ro", POOL_IMAGE, mountPoint]);
+    try {
+        return run("btrfs", ["subvolume", "list", mountPoint]).split("\n").filter(Boolean)
+            .map((l) => l.replace(/.* path /, "")).filter((p) => !/^base-[0-9a-f]+$/.test(p));
+    } finally {
+        run("umount", [mountPoint]);
+        fs.rmdirSync(mountPoint);
+    }
+}
+
+function seconds(since: bigint): number {
+    return Number(process.hrtime.bigint() - since) / 1e9;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A `flock` process holding the lab lock until its stdin closes (also when jest dies). */
+function tryLock(): Promise<ChildProcessWithoutNullStreams | undefined> {
+    const holder = spawn("flock", ["-n", LAB_LOCK, "-c", "echo locked; exec cat"]);
+    return new Promise((resolve) => {
+        holder.stdout.once("data", () => resolve(holder));
+        holder.once("exit", () => resolve(undefined));
+    });
+}
+
+let lockHolder: ChildProcessWithoutNullStreams | undefined;
+
+beforeAll(async () => {
+    if (process.getuid?.() !== 0) throw new Error("the lab tests need root");
+    fs.mkdirSync(path.dirname(LAB_LOCK), { recursive: true });
+    const deadline = Date.now() + 15 * 60 * 1000;
+    for (;;) {
+        const holder = stat(LAB_OWNER) ? undefined : await tryLock();
+        if (holder && !stat(LAB_OWNER)) {
+            lockHolder = holder;
+            break;
+        }
+        holder?.stdin.end();
+        const owner = stat(LAB_OWNER) ? fs.readFileSync(LAB_OWNER, "utf8").trim() : "unknown";
+        if (Date.now() > deadline) throw new Error(`the lab in ${owner} stayed up for 15 minutes`);
+        await sleep(2000);
+    }
+    const hosts = labStatus();
+    if (hosts.length > 0) throw new Error(`the lab is up (${hosts.map((h) => h.name).join(", ")}): run lab/sparks-lab down first`);
+}, 16 * 60 * 1000);
+
+afterAll(() => lockHolder?.stdin.end());
+
+test("up 2 gives two ssh-ready hosts with pinned keys, and down leaves the machine as it was", () => {
+    const before = machineState();
+    const started = process.hrtime.bigint();
+    lab("up", "2");
+    console.log(`sparks-lab up 2: ${seconds(started).toFixed(1)} s`);
+    try {
+        const hosts = labStatus();
+        expect(hosts.map(({ name, address, port, user, state }) => ({ name, address, port, user, state }))).toEqual([
+            { name: "spark-1", address: "10.89.42.11", port: 22, user: "root", state: "running" },
+            { name: "spark-2", address: "10.89.42.12", port: 22, user: "root", state: "running" },
+        ]);
+        for (const h of hosts) {
+            expect(path.isAbsolute(h.hostKeyFile) && path.isAbsolute(h.privateKeyFile)).toBe(true);
+            expect(fs.readFileSync(h.hostKeyFile, "utf8")).toMatch(/^ssh-ed25519 AAAA[0-9A-Za-z+/=]+ \S+\n$/);
+            expect(typeof h.pid).toBe("number");
+        }
+        expect(fs.readFileSync(hosts[0].hostKeyFile, "utf8")).not.toEqual(fs.readFileSync(hosts[1].hostKeyFile, "utf8"));
+
+        const knownHosts = knownHostsFor(hosts);
+        for (const [h, other] of [[hosts[0], hosts[1]], [hosts[1], hosts[0]]]) {
+            expect(ssh(h, knownHosts, "systemctl is-system-running")).toBe("running");
+            expect(ssh(h, knownHosts, "hostname")).toBe(h.name);
+            expect(ssh(h, knownHosts, "stat -c %F /dev/vdb")).toBe("block special file");
+            expect(ssh(h, knownHosts, "blkid -p /dev/vdb || echo blank")).toBe("blank");
+            expect(ssh(h, knownHosts, `python3 -c 'import fcntl; print(fcntl.ioctl(open("/dev/kvm"), 0xAE00))'`)).toBe("12");
+            expect(ssh(h, knownHosts, `ping -c 1 -W 2 ${other.address} >/dev/null && ping -c 1 -W 2 ${other.name} >/dev/null && echo ok`)).toBe("ok");
+            // What a fresh server has, and what the Sparks setup must install itself.
+            expect(ssh(h, knownHosts, "dpkg-query -W -f '${Status}\\n' openssh-server sudo python3 curl")).toMatch(/^(install ok installed\n?){4}$/);
+            expect(ssh(h, knownHosts, "for p in btrfs-progs postgresql git systemd-container; do dpkg-query -W -f '${Status}' $p 2>/dev/null | grep -q 'ok installed' && echo $p; done; true")).toBe("");
+        }
+
+        // The host's /dev/kvm is a node of its own: the Sparks setup's chgrp/chmod stays inside.
+        const machineKvm = fs.statSync("/dev/kvm");
+        ssh(hosts[0], knownHosts, "chmod 0666 /dev/kvm");
+        expect(fs.statSync("/dev/kvm").mode).toBe(machineKvm.mode);
+
+        // apt reaches the machine's mirror, and only failures count as failures.
+        ssh(hosts[0], knownHosts, "apt-get update --error-on=any -qq");
+        expect(ssh(hosts[0], knownHosts, "apt-cache policy btrfs-progs | sed -n 's/ *Candidate: //p'")).toMatch(/^\d/);
+
+        // Pinning: a host presenting any other key is refused.
+        const stranger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-test-")), "key");
+        run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+        const wrongKnownHosts = knownHostsFor([{ ...hosts[0], hostKeyFile: `${stranger}.pub` }]);
+        expect(() => ssh(hosts[0], wrongKnownHosts, "true")).toThrow(/Host key verification failed|HOST IDENTIFICATION HAS CHANGED/);
+    } finally {
+        lab("down");
+    }
+    expect(machineState()).toEqual(before);
+    expect(labStatus()).toEqual([]);
+    expect(poolHostSubvolumes()).toEqual([]);
+}, 15 * 60 * 1000);
+
+test("down after a killed up leaves the machine as it was", async () => {
+    const before = machineState();
+    const up = spawn(LAB, ["up", "2"], { detached: true, stdio: "ignore", env: LAB_ENV }); // its own process group
+    const exited = new Promise<void>((resolve) => up.on("exit", () => resolve()));
+    // Kill it halfway: once the first host is booting.
+    const started = Date.now();
+    while (!stat(path.join(LAB_DIR, "hosts", "spark-1", "nspawn.pid"))) {
+        if (up.exitCode !== null) throw new Error(`up exited (${up.exitCode}) before a host started`);
+        if (Date.now() - started > 10 * 60 * 1000) throw new Error("no host started within 10 minutes");
+        await sleep(50);
+    }
+    process.kill(-up.pid!, "SIGKILL");
+    await exited;
+    expect(machineState()).not.toEqual(before); // the killed up did leave something to clean
+
+    lab("down");
+    expect(machineState()).toEqual(before);
+    expect(labStatus()).toEqual([]);
+    expect(poolHostSubvolumes()).toEqual([]);
+}, 15 * 60 * 1000);
+
+test("down twice in a row after up: the second finds nothing and changes nothing", () => {
+    const before = machineState();
+    lab("up", "1");
+    lab("down");
+    expect(machineState()).toEqual(before);
+    lab("down");
+    expect(machineState()).toEqual(before);
+    expect(poolHostSubvolumes()).toEqual([]);
+}, 15 * 60 * 1000);
