@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -289,7 +290,11 @@ func (p *commandProvider) run(
 	so := strings.TrimSuffix(stdout.String(), "\n")
 	se := strings.TrimSuffix(stderr.String(), "\n")
 	if err != nil {
-		return so, se, fmt.Errorf("%w: running %q:\n%s\n%s", err, cmd, so, se)
+		msg := fmt.Sprintf("%v: running %q", err, cmd)
+		if out := strings.TrimSpace(so + "\n" + se); out != "" {
+			msg += ":\n" + out
+		}
+		return so, se, errors.New(msg)
 	}
 	return so, se, nil
 }
