@@ -1,7 +1,11 @@
+// Wrapper module for toolchain/bootstrap: builds the upstream Pulumi CLI (the tool line; the
+// pkg/v3 version below is the pin) and this project's language host and stand-in providers
+// (cmd/). See toolchain/README.md.
 module sparks/toolchain/pulumi
 
 go 1.26
 
+// As in pkg/v3's own go.mod (replace lines of dependencies do not apply to this module).
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 
 tool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
