@@ -196,6 +196,26 @@ test("up 2 gives two ssh-ready hosts with pinned keys, and down leaves the machi
         run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
         const wrongKnownHosts = knownHostsFor([{ ...hosts[0], hostKeyFile: `${stranger}.pub` }]);
         expect(() => ssh(hosts[0], wrongKnownHosts, "true")).toThrow(/Host key verification failed|HOST IDENTIFICATION HAS CHANGED/);
+
+        // What the Sparks setup and its dev containers leave in a host, for down to clear (trap 4):
+        // a btrfs pool on /dev/vdb with a loop device over a file in it, a loop device over a
+        // file in the host's root, and subvolumes nested in the host's root (deepest first).
+        const disk = fs.readFileSync(path.join(LAB_DIR, "hosts", hosts[0].name, "loop"), "utf8").trim();
+        run("mkfs.btrfs", ["-q", disk]);
+        const rootfs = path.join(LAB_DIR, "pool", "hosts", hosts[0].name);
+        run("btrfs", ["subvolume", "create", `${rootfs}/var/lib/nested`]);
+        run("btrfs", ["subvolume", "create", `${rootfs}/var/lib/nested/deeper`]);
+        run("btrfs", ["subvolume", "snapshot", "-r", `${rootfs}/var/lib/nested`, `${rootfs}/var/lib/nested-ro`]);
+        ssh(hosts[0], knownHosts, [
+            "set -e",
+            "attach() { d=$(losetup -f); [ -e $d ] || mknod $d b 7 ${d#/dev/loop}; losetup $d $1; }",
+            "[ -e /dev/loop-control ] || mknod /dev/loop-control c 10 237",
+            "mkdir -p /srv/sparks && mount /dev/vdb /srv/sparks",
+            "truncate -s 64M /srv/sparks/dev-container.img /var/tmp/dev-container.img",
+            "attach /srv/sparks/dev-container.img",
+            "attach /var/tmp/dev-container.img",
+        ].join("\n"));
+        expect(machineState().loops.filter((l) => l.endsWith("/dev-container.img"))).toHaveLength(2);
     } finally {
         lab("down");
     }
