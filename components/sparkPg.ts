@@ -36,8 +36,8 @@ function recordLineage(name: string): string {
         `INSERT INTO sparks_verify.lineage (name) VALUES ('${name}') ON CONFLICT DO NOTHING;`,
     ].join(" ");
     // NAME_PATTERN keeps `name` free of quotes; psql stops at the first error.
-    return `printf '%s\n' ${shellQuote(`\set ON_ERROR_STOP on
-${sql}`)} | spark-pg connect ${shellQuote(name)} --psql >/dev/null`;
+    const script = `\\set ON_ERROR_STOP on\n${sql}`;
+    return `printf '%s\\n' ${shellQuote(script)} | spark-pg connect ${shellQuote(name)} --psql >/dev/null`;
 }
 
 /** What every spark-pg database exposes. */

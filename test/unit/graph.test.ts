@@ -86,11 +86,17 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
     });
 
     test("forks are made in source order, whatever the config order", () => {
-        expect(named("app-pg").inputs.create).toBe("spark-pg new 'app' --password-stdin --json");
-        expect(named("app-review-pg").inputs.create).toBe("spark-pg fork 'app' 'app-review' --password-stdin --json");
-        expect(named("app-review-2-pg").inputs.create).toBe("spark-pg fork 'app-review' 'app-review-2' --password-stdin --json");
+        const created = (name: string) => named(`${name}-pg`).inputs.create.split(" && ")[0];
+        expect(created("app")).toBe("spark-pg new 'app' --password-stdin --json");
+        expect(created("app-review")).toBe("spark-pg fork 'app' 'app-review' --password-stdin --json");
+        expect(created("app-review-2")).toBe("spark-pg fork 'app-review' 'app-review-2' --password-stdin --json");
         const order = run.made.map((r) => r.name);
         expect(order.indexOf("app-review-pg")).toBeLessThan(order.indexOf("app-review-2-pg"));
+    });
+
+    test("each database records its name in its lineage table, for verify", () => {
+        expect(named("app-review-pg").inputs.create).toContain("\\set ON_ERROR_STOP on\nSET ROLE spark;");
+        expect(named("app-review-pg").inputs.create).toMatch(/INSERT INTO sparks_verify.lineage \(name\) VALUES \('\\''app-review'\\''\)/);
     });
 
     test("the pool step carries the device and mount point as quoted values", () => {
