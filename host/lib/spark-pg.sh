@@ -244,9 +244,18 @@ allocate_port() {
   die "no free port in $PORT_MIN-$PORT_MAX"
 }
 
+pool_free_mb() {
+  printf '%s' "$(($(stat -f -c '%a * %S' "$ROOT") / 1048576))"
+}
+
+# btrfs returns the space of deleted files at its next commit: when short, commit and look again.
 require_free_space() {
   local avail_mb
-  avail_mb=$(($(stat -f -c '%a * %S' "$ROOT") / 1048576))
+  avail_mb=$(pool_free_mb)
+  if ((avail_mb < MIN_FREE_MB)); then
+    btrfs filesystem sync "$ROOT" >/dev/null 2>&1 || true
+    avail_mb=$(pool_free_mb)
+  fi
   ((avail_mb >= MIN_FREE_MB)) || die "pool full: ${avail_mb} MiB free on $ROOT, need ${MIN_FREE_MB} MiB"
 }
 
@@ -333,7 +342,8 @@ ensure_unit() {
   systemctl daemon-reload || die "systemctl daemon-reload failed"
 }
 
-# Enables and starts NAME; returns once the postmaster reports ready (Type=notify).
+# Enables and starts NAME; returns once the postmaster reports ready (Type=notify). No daemon-reload:
+# the enablement link is read at boot, and a reload would cost a fork a good part of its time.
 start_unit() {
   local name=$1 unit err
   unit=$(unit_name "$name")
@@ -351,11 +361,13 @@ unit_failure() {
   printf '%s' "$line"
 }
 
-# Stops and disables NAME; idempotent.
+# Stops and disables NAME; idempotent. Unlike enabling (where the links only matter at the next
+# boot, so start_unit skips the reload), disabling reloads systemd: a manager that still thought
+# multi-user.target wants NAME would start it again on the next `systemctl start` of that target.
 stop_unit() {
   local unit
   unit=$(unit_name "$1")
-  systemctl disable --now --no-reload "$unit" >/dev/null 2>&1 || die "could not stop $unit"
+  systemctl disable --now "$unit" >/dev/null 2>&1 || die "could not stop $unit"
   systemctl reset-failed "$unit" >/dev/null 2>&1 || true
 }
 
@@ -416,7 +428,7 @@ claim_instance() { CLAIMED=$1; }
 commit_instance() { CLAIMED=''; }
 rollback_claim() {
   [ -n "$CLAIMED" ] || return 0
-  systemctl disable --now --no-reload "$(unit_name "$CLAIMED")" >/dev/null 2>&1 || true
+  systemctl disable --now "$(unit_name "$CLAIMED")" >/dev/null 2>&1 || true
   systemctl reset-failed "$(unit_name "$CLAIMED")" >/dev/null 2>&1 || true
   btrfs subvolume delete "$(inst_dir "$CLAIMED")" >/dev/null 2>&1 || true
 }
