@@ -1,0 +1,115 @@
+// One real lab host set up the way `pulumi up` sets up a Sparks host (the same setup scripts:
+// packages, btrfs pool, host tools), for the spark-pg tests. The lab lives in its own directory
+// (SPARKS_LAB_DIR) and is taken down at the end; ssh pins the host key the lab recorded.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Client } from "pg";
+import { setupScript } from "../../components/shell";
+import { contentHash } from "../../components/sparksHost";
+import { ROOT, run, RunResult } from "../e2e/stack";
+
+export const POOL = "/srv/sparks";
+export const PG_ROOT = `${POOL}/pg`;
+export const PG_BIN = "/usr/lib/postgresql/15/bin";
+
+export interface SparkPgHost {
+    name: string;
+    address: string;
+    /** Runs a shell command on the host as root, never throwing. */
+    sh(command: string, input?: string): Promise<RunResult>;
+    /** Runs a shell command on the host; throws with its output unless it exits 0. */
+    ok(command: string, input?: string): Promise<string>;
+    /** Runs `spark-pg ARGS --json` and parses its output; throws unless it exits 0. */
+    sparkPg(args: string, input?: string): Promise<any>;
+    /** Brings the lab down and removes its directory. */
+    down(): Promise<void>;
+}
+
+export function failure(what: string, result: RunResult): Error {
+    return new Error(`${what}: exit ${result.code}\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
+}
+
+/** Brings up a one-host lab in a fresh directory and makes the host a Sparks host with spark-pg. */
+export async function sparkPgHost(pgConf: Record<string, string>): Promise<SparkPgHost> {
+    const labDir = fs.mkdtempSync(path.join(os.tmpdir(), "sparkpg-lab-"));
+    const env = { ...process.env, SPARKS_LAB_DIR: labDir };
+    const lab = async (...args: string[]) => {
+        const result = await run(path.join(ROOT, "lab", "sparks-lab"), args, { env, timeoutMs: 10 * 60 * 1000 });
+        if (result.code !== 0) throw failure(`sparks-lab ${args.join(" ")}`, result);
+        return result.stdout;
+    };
+    const down = async () => {
+        await lab("down");
+        fs.rmSync(labDir, { recursive: true, force: true });
+    };
+
+    try {
+        await lab("up", "1");
+        const [status] = JSON.parse(await lab("status", "--json"));
+        const knownHosts = path.join(labDir, "known_hosts.spark-pg-test");
+        fs.writeFileSync(knownHosts, `${status.address} ${fs.readFileSync(status.hostKeyFile, "utf8")}`);
+        const sh = (command: string, input?: string) => run("ssh", [
+            "-i", status.privateKeyFile, "-p", String(status.port),
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`,
+            "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+            `${status.user}@${status.address}`, command,
+        ], { input, timeoutMs: 15 * 60 * 1000 });
+        const ok = async (command: string, input?: string) => {
+            const result = await sh(command, input);
+            if (result.code !== 0) throw failure(`on ${status.name}: ${command}`, result);
+            return result.stdout;
+        };
+        const sparkPg = async (args: string, input?: string) => JSON.parse(await ok(`spark-pg ${args} --json`, input));
+
+        const hostVars = { HOST: status.name };
+        await ok(setupScript("packages", "create", { ...hostVars, PACKAGES: "btrfs-progs postgresql-15" }));
+        await ok(setupScript("pool", "create", { ...hostVars, DEVICE: "/dev/vdb", MOUNT_POINT: POOL, WIPE_ON_DELETE: "true" }));
+        // The host tools as the installer ships them: host/ staged on the host, then installed.
+        const staging = "/var/tmp/sparks-host-staging";
+        const tarball = path.join(labDir, "host.tgz");
+        const tar = await run("tar", ["-C", path.join(ROOT, "host"), "-czf", tarball, "."]);
+        if (tar.code !== 0) throw failure("tar host/", tar);
+        await ok(`rm -rf ${staging} && mkdir -p ${staging} && base64 -d | tar -C ${staging} -xzf -`, fs.readFileSync(tarball).toString("base64"));
+        const conf = Object.entries({ SPARK_PG_ROOT: PG_ROOT, ...pgConf }).map(([k, v]) => `${k}="${v}"`).join("\n");
+        await ok(setupScript("tools", "create", {
+            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, PG_CONF: conf,
+        }));
+        return { name: status.name, address: status.address, sh, ok, sparkPg, down };
+    } catch (error) {
+        await down().catch(() => undefined);
+        throw error;
+    }
+}
+
+/** Connects to a libpq URI with a password; the caller ends the client. */
+export async function connect(uri: string, password: string): Promise<Client> {
+    // The URI as spark-pg prints it (no password), the password given apart, as a client would.
+    const url = new URL(uri);
+    const client = new Client({
+        host: url.hostname, port: Number(url.port), user: url.username, database: url.pathname.slice(1),
+        password, connectionTimeoutMillis: 5000,
+    });
+    await client.connect();
+    return client;
+}
+
+/** Runs one query over a fresh connection and returns its rows. */
+export async function query(uri: string, password: string, sql: string): Promise<any[]> {
+    const client = await connect(uri, password);
+    try {
+        return (await client.query(sql)).rows;
+    } finally {
+        await client.end();
+    }
+}
+
+/** pgbench as the postgres OS user over the local socket. */
+export function pgbench(port: number, args: string): string {
+    return `runuser -u postgres -- ${PG_BIN}/pgbench -h /run/postgresql -p ${port} ${args}`;
+}
+
+/** pg_amcheck of every database of an instance, heap and btree, with the extension installed as needed. */
+export function amcheck(port: number): string {
+    return `runuser -u postgres -- ${PG_BIN}/pg_amcheck -h /run/postgresql -p ${port} --all --install-missing --heapallindexed`;
+}
