@@ -77,6 +77,13 @@ lab_unlock() {
   unset SPARKS_LAB_LOCK_HELD
 }
 
+# Whether PID runs (a zombie has exited and only waits for its parent).
+pid_alive() {
+  local state
+  state="$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null)" || return 1
+  [[ -n $state && $state != Z ]]
+}
+
 # Prints PID when it is alive and its command line contains NEEDLE (guards against PID reuse).
 pid_matching() {
   local pid=$1 needle=$2

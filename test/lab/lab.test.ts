@@ -17,6 +17,8 @@ const LAB_LOCK = "/run/lock/sparks-lab.lock";
 const LAB_OWNER = "/run/sparks-lab/owner";
 /** The lab verbs run by the tests skip the lock the tests hold. */
 const LAB_ENV = { ...process.env, SPARKS_LAB_LOCK_HELD: "1" };
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-test-"));
+let tmpFiles = 0;
 
 interface LabHost {
     name: string;
@@ -44,7 +46,7 @@ const labStatus = (): LabHost[] => JSON.parse(lab("status", "--json"));
 
 /** A known_hosts file built only from the host keys the lab recorded. */
 function knownHostsFor(hosts: LabHost[]): string {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-test-")), "known_hosts");
+    const file = path.join(TMP, `known_hosts.${++tmpFiles}`);
     const lines = hosts.map((h) => `${h.address} ${fs.readFileSync(h.hostKeyFile, "utf8").trim()}`);
     fs.writeFileSync(file, lines.join("\n") + "\n");
     return file;
@@ -76,6 +78,7 @@ function machineState() {
     const ownPidNamespace = fs.readlinkSync("/proc/self/ns/pid");
     const processes = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
         try {
+            if (/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, "utf8"))) return []; // exited, not yet reaped
             const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
             const inContainer = fs.readlinkSync(`/proc/${pid}/ns/pid`) !== ownPidNamespace;
             const labLike = /systemd-nspawn|TCP-LISTEN:.*bind=10\.89\.42\./.test(cmdline) || cmdline.includes(LAB_DIR);
@@ -102,14 +105,14 @@ function machineState() {
 /** Subvolumes in the lab's pool other than the cached base, read from the (unmounted) image. */
 function poolHostSubvolumes(): string[] {
     if (!stat(POOL_IMAGE)) return [];
-    const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-pool-"));
+    const mountPoint = path.join(TMP, `pool.${++tmpFiles}`);
+    fs.mkdirSync(mountPoint);
     run("mount", ["-o", "loop,ro", POOL_IMAGE, mountPoint]);
     try {
         return run("btrfs", ["subvolume", "list", mountPoint]).split("\n").filter(Boolean)
             .map((l) => l.replace(/.* path /, "")).filter((p) => !/^base-[0-9a-f]+$/.test(p));
     } finally {
         run("umount", [mountPoint]);
-        fs.rmdirSync(mountPoint);
     }
 }
 
@@ -149,7 +152,10 @@ beforeAll(async () => {
     if (hosts.length > 0) throw new Error(`the lab is up (${hosts.map((h) => h.name).join(", ")}): run lab/sparks-lab down first`);
 }, 16 * 60 * 1000);
 
-afterAll(() => lockHolder?.stdin.end());
+afterAll(() => {
+    lockHolder?.stdin.end();
+    fs.rmSync(TMP, { recursive: true, force: true });
+});
 
 test("up 2 gives two ssh-ready hosts with pinned keys, and down leaves the machine as it was", () => {
     const before = machineState();
@@ -192,7 +198,7 @@ test("up 2 gives two ssh-ready hosts with pinned keys, and down leaves the machi
         expect(ssh(hosts[0], knownHosts, "apt-cache policy btrfs-progs | sed -n 's/ *Candidate: //p'")).toMatch(/^\d/);
 
         // Pinning: a host presenting any other key is refused.
-        const stranger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-test-")), "key");
+        const stranger = path.join(TMP, "stranger");
         run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
         const wrongKnownHosts = knownHostsFor([{ ...hosts[0], hostKeyFile: `${stranger}.pub` }]);
         expect(() => ssh(hosts[0], wrongKnownHosts, "true")).toThrow(/Host key verification failed|HOST IDENTIFICATION HAS CHANGED/);
