@@ -294,8 +294,10 @@ write_hba() {
 
 # --- postgres ---------------------------------------------------------------------------------
 
+# Runs a command as the postgres OS user (no PAM session, so no login cost on a fork's path).
+AS_POSTGRES=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 as_postgres() {
-  setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+  "${AS_POSTGRES[@]}" "$@"
 }
 
 # psql as the postgres OS user over the socket; SQL on stdin, output captured by the caller.
