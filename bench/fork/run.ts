@@ -1,0 +1,91 @@
+// Fork-ready time, side by side: spark-pg's btrfs fork against CREATE DATABASE (FILE_COPY and
+// WAL_LOG) and pg_dump | pg_restore, at about 1 GB and 4 GB of pgbench data, idle and while pgbench
+// writes to the source. Run by hand, as root, with the lab free (it brings up its own host):
+//
+//   npx ts-node bench/fork/run.ts [--scales 68,270] [--runs 7] [--slow-runs 3] [--out FILE]
+//
+// Each figure is the median, in ms, from command start to the first successful query as role spark
+// over TCP. The timing runs on the host itself (bench/fork/on-host.sh), so ssh is not in it.
+import * as fs from "fs";
+import * as path from "path";
+import { sparkPgHost } from "../../test/host/labHost";
+
+interface Sample { method: string; scale: number; bytes: number; load: string; run: number; ms?: number; error?: string }
+
+const METHODS = ["btrfs-fork", "file-copy", "wal-log", "dump-restore"];
+
+function option(name: string, fallback: string): string {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? process.argv[at + 1] : fallback;
+}
+
+const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+function report(samples: Sample[]): string {
+    const columns = [...new Set(samples.map((s) => `${s.scale}/${s.load}`))];
+    const size = (scale: number) => {
+        const bytes = samples.find((s) => s.scale === scale)!.bytes;
+        return `${(bytes / 2 ** 30).toFixed(1)} GB`;
+    };
+    const heading = columns.map((c) => { const [scale, load] = c.split("/"); return `${size(Number(scale))} ${load}`; });
+    const lines = [`| method | ${heading.join(" | ")} |`, `| --- |${" --- |".repeat(columns.length)}`];
+    const medians: Record<string, Record<string, number | string>> = {};
+    for (const method of METHODS) {
+        medians[method] = {};
+        for (const column of columns) {
+            const [scale, load] = column.split("/");
+            const mine = samples.filter((s) => s.method === method && String(s.scale) === scale && s.load === load);
+            const times = mine.filter((s) => s.ms !== undefined).map((s) => s.ms!);
+            medians[method][column] = times.length ? median(times) : (mine.find((s) => s.error)?.error ?? "not run");
+        }
+    }
+    for (const method of METHODS) {
+        const cells = columns.map((column) => {
+            const value = medians[method][column];
+            const fork = medians["btrfs-fork"][column];
+            if (typeof value === "string") return `refused: ${value}`;
+            const runs = samples.filter((s) => s.method === method && `${s.scale}/${s.load}` === column && s.ms !== undefined).length;
+            const ratio = method === "btrfs-fork" || typeof fork !== "number" ? "" : ` (${(value / fork).toFixed(0)}x)`;
+            return `${Math.round(value)} ms${ratio}, n=${runs}`;
+        });
+        lines.push(`| ${method} | ${cells.join(" | ")} |`);
+    }
+    return lines.join("\n");
+}
+
+async function main() {
+    const scales = option("scales", "68,270").split(",").map(Number);
+    const runs = Number(option("runs", "7"));
+    const slowRuns = Number(option("slow-runs", "3"));
+    const out = option("out", path.join(process.cwd(), `fork-bench-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`));
+    const script = fs.readFileSync(path.join(__dirname, "on-host.sh"), "utf8");
+    const samples: Sample[] = [];
+
+    const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
+    try {
+        for (const scale of scales) {
+            for (const load of ["idle", "load"]) {
+                // CREATE DATABASE cannot copy a database others are connected to; under load it is
+                // tried once to record the refusal.
+                console.error(`bench: scale ${scale}, ${load}`);
+                const result = await host.sh(`bash -s -- ${scale} ${load} ${runs} ${load === "load" ? 1 : slowRuns}`, script);
+                if (result.code !== 0) throw new Error(`on-host.sh ${scale} ${load}: exit ${result.code}\n${result.stderr.slice(-3000)}`);
+                for (const line of result.stdout.split("\n").filter((l) => l.startsWith("{"))) samples.push(JSON.parse(line));
+                fs.writeFileSync(out, JSON.stringify(samples, null, 1));
+            }
+        }
+    } finally {
+        await host.down();
+    }
+    console.log(report(samples));
+    console.log(`\nraw samples: ${out}`);
+}
+
+main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+});
