@@ -16,6 +16,9 @@ SYSTEM_CONF=/etc/sparks/spark-pg.conf
 NAME_RE='^[a-z][a-z0-9-]{0,30}[a-z0-9]$'
 # Bounds in seconds: a fork never waits long on its source, nor anyone on the allocation lock.
 CHECKPOINT_TIMEOUT=30
+# A fork's source is checkpointed first only past this much WAL since its last checkpoint:
+# replaying 16 MB takes a fraction of a second, a checkpoint under write load often longer.
+CHECKPOINT_MIN_WAL=$((16 * 1048576))
 LOCK_TIMEOUT=60
 
 # Every failure ends here: one line on stderr, non-zero exit.
@@ -190,12 +193,19 @@ read_meta() {
     ($META_SOURCE_ID == '' || $META_SOURCE_ID =~ $uuid) ]] || die "$file: invalid metadata"
 }
 
-# write_meta NAME ID PORT SOURCE SOURCE_ID CREATED, atomically.
+# Writes stdin to FILE atomically; a failed write is one error line, a full pool named as such.
+write_file() {
+  local file=$1 err
+  if ! err=$(cat 2>&1 >"$file.tmp") || ! err=$(mv -f "$file.tmp" "$file" 2>&1); then
+    rm -f "$file.tmp"
+    [[ $err == *"No space left"* ]] && die "pool full: cannot write $file"
+    die "cannot write $file: ${err##*: }"
+  fi
+}
+
+# write_meta NAME ID PORT SOURCE SOURCE_ID CREATED
 write_meta() {
-  local file
-  file=$(meta_file "$1")
-  printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nCREATED=%s\n' "$@" >"$file.tmp"
-  mv -f "$file.tmp" "$file"
+  printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nCREATED=%s\n' "$@" | write_file "$(meta_file "$1")"
 }
 
 new_id() { cat /proc/sys/kernel/random/uuid; }
@@ -264,7 +274,7 @@ require_free_space() {
 write_postgresql_conf() {
   local name=$1 port=$2 listen
   listen=$(IFS=,; printf '%s' "${LISTEN[*]}")
-  cat >"$(data_dir "$name")/postgresql.conf" <<EOF
+  write_file "$(data_dir "$name")/postgresql.conf" <<EOF
 # Written by spark-pg for instance $name; rewritten on fork. Tune with ALTER SYSTEM.
 cluster_name = '$name'
 port = $port
@@ -289,7 +299,7 @@ write_hba() {
       printf 'host all all ::1/128 scram-sha-256\n'
       for cidr in "${ALLOW[@]}"; do printf 'host all all %s scram-sha-256\n' "$cidr"; done
     fi
-  } >"$(data_dir "$name")/pg_hba.conf"
+  } | write_file "$(data_dir "$name")/pg_hba.conf"
 }
 
 # --- postgres ---------------------------------------------------------------------------------
@@ -347,18 +357,21 @@ ensure_unit() {
 # Enables and starts NAME; returns once the postmaster reports ready (Type=notify). No daemon-reload:
 # the enablement link is read at boot, and a reload would cost a fork a good part of its time.
 start_unit() {
-  local name=$1 unit err
+  local name=$1 unit err since=$((${EPOCHREALTIME%.*} - 1))
   unit=$(unit_name "$name")
   if ! err=$(systemctl enable --now --no-reload "$unit" 2>&1); then
-    die "$unit failed to start: $(unit_failure "$name" "$err")"
+    err=$(unit_failure "$name" "$since" "$err")
+    [[ $err == *"No space left"* ]] && die "pool full: $unit failed to start: $err"
+    die "$unit failed to start: $err"
   fi
 }
 
-# The most telling line about why NAME's unit failed: the postmaster's last FATAL/PANIC, else systemctl's.
+# The most telling line about why NAME's unit failed since SINCE (epoch seconds): a full disk if
+# the postmaster met one, else its last FATAL or PANIC, else what systemctl said.
 unit_failure() {
-  local name=$1 fallback=$2 line
-  line=$(journalctl -q -o cat -u "$(unit_name "$name")" -n 20 --no-pager 2>/dev/null |
-    grep -E 'FATAL|PANIC|No space left' | tail -n 1 || true)
+  local name=$1 since=$2 fallback=$3 log line
+  log=$(journalctl -q -o cat -u "$(unit_name "$name")" --since "@$since" --no-pager 2>/dev/null || true)
+  line=$(grep -m 1 'No space left' <<<"$log" || grep -E 'FATAL|PANIC' <<<"$log" | tail -n 1 || true)
   [ -n "$line" ] || line=$(printf '%s\n' "$fallback" | tail -n 1)
   printf '%s' "$line"
 }
