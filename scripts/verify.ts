@@ -45,11 +45,11 @@ export async function verifyStack(outputs: StackOutputs): Promise<string[]> {
     };
     for (const [name, db] of Object.entries(databases)) {
         const lineage = await withClient(name, db.uri, lineageOf);
-        const expected = chainOf(name).sort();
-        if (JSON.stringify(lineage) !== JSON.stringify(expected)) {
-            throw new Error(`verify: postgres ${name}: holds the data of ${JSON.stringify(lineage)}, expected ${JSON.stringify(expected)}`);
+        const chain = chainOf(name);
+        if (JSON.stringify(lineage) !== JSON.stringify([...chain].sort())) {
+            throw new Error(`verify: postgres ${name}: holds the data of ${JSON.stringify(lineage)}, expected that of ${JSON.stringify(chain)}`);
         }
-        passed.push(`postgres ${name}: answers on port ${db.port} with its own password; holds the data of ${expected.join(" <- ")}`);
+        passed.push(`postgres ${name}: answers on port ${db.port} with its own password; holds the data of ${chain.join(" <- ")}`);
     }
     for (const [name, db] of Object.entries(databases)) {
         if (db.source === undefined) continue;
