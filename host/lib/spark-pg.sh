@@ -16,10 +16,10 @@ SYSTEM_CONF=/etc/sparks/spark-pg.conf
 NAME_RE='^[a-z][a-z0-9-]{0,30}[a-z0-9]$'
 # Bounds in seconds: a fork never waits long on its source, nor anyone on the allocation lock.
 CHECKPOINT_TIMEOUT=30
+LOCK_TIMEOUT=60
 # A fork's source is checkpointed first only past this much WAL since its last checkpoint:
 # replaying 16 MB takes a fraction of a second, a checkpoint under write load often longer.
 CHECKPOINT_MIN_WAL=$((16 * 1048576))
-LOCK_TIMEOUT=60
 
 # Every failure ends here: one line on stderr, non-zero exit.
 die() {
@@ -431,6 +431,26 @@ emit_state() {
 usage_error() {
   die "usage: $(sed -n 's/^# Usage: //p' "$0" | head -n 1)"
 }
+
+# parse_args "OPTIONS" MIN MAX ARGS...: each allowed option seen sets OPT[option]; the rest go to
+# ARGS, of which there must be MIN to MAX. Anything else is a usage error.
+declare -A OPT=()
+ARGS=()
+parse_args() {
+  local allowed=" $1 " min=$2 max=$3 arg
+  shift 3
+  for arg in "$@"; do
+    if [[ $arg == -* ]]; then
+      [[ $allowed == *" $arg "* ]] || usage_error
+      OPT[$arg]=1
+    else
+      ARGS+=("$arg")
+    fi
+  done
+  ((${#ARGS[@]} >= min && ${#ARGS[@]} <= max)) || usage_error
+}
+
+opt() { [ -n "${OPT[$1]:-}" ]; }
 
 # Verbs that make an instance claim it right after creating its subvolume: any exit before
 # commit_instance stops its unit and deletes the subvolume, so a failure leaves nothing behind.
