@@ -47,7 +47,7 @@ function report(samples: Sample[]): string {
         const cells = columns.map((column) => {
             const value = medians[method][column];
             const fork = medians["btrfs-fork"][column];
-            if (typeof value === "string") return `refused: ${value}`;
+            if (typeof value === "string") return value === "not run" ? value : `refused: ${value}`;
             const runs = samples.filter((s) => s.method === method && `${s.scale}/${s.load}` === column && s.ms !== undefined).length;
             const ratio = method === "btrfs-fork" || typeof fork !== "number" ? "" : ` (${(value / fork).toFixed(0)}x)`;
             return `${Math.round(value)} ms${ratio}, n=${runs}`;
@@ -72,7 +72,7 @@ async function main() {
                 // CREATE DATABASE cannot copy a database others are connected to; under load it is
                 // tried once to record the refusal.
                 console.error(`bench: scale ${scale}, ${load}`);
-                const result = await host.sh(`bash -s -- ${scale} ${load} ${runs} ${load === "load" ? 1 : slowRuns}`, script);
+                const result = await host.sh(`bash -s -- ${scale} ${load} ${runs} ${load === "load" ? Math.min(1, slowRuns) : slowRuns}`, script);
                 if (result.code !== 0) throw new Error(`on-host.sh ${scale} ${load}: exit ${result.code}\n${result.stderr.slice(-3000)}`);
                 for (const line of result.stdout.split("\n").filter((l) => l.startsWith("{"))) samples.push(JSON.parse(line));
                 fs.writeFileSync(out, JSON.stringify(samples, null, 1));
