@@ -1,20 +1,11 @@
 // The local lab, as the end-to-end tests use it: bring hosts up and down, and reach them over
 // ssh with their pinned host keys (StrictHostKeyChecking: a test never trusts a key blindly).
-import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { LabHost, sshArgs, writeKnownHosts } from "../lab/labClient";
 import { ROOT, run, RunResult } from "./stack";
 
-export interface LabHost {
-    name: string;
-    address: string;
-    port: number;
-    user: string;
-    state: string;
-    hostKeyFile: string;
-    privateKeyFile: string;
-    pid: number;
-}
+export { LabHost };
 
 const LAB = path.join(ROOT, "lab", "sparks-lab");
 
@@ -40,13 +31,8 @@ export async function labStatus(): Promise<LabHost[]> {
 /** Runs `command` on a lab host as root; rejects on a non-zero exit. */
 export async function onHost(host: LabHost, command: string): Promise<string> {
     const knownHosts = path.join(os.tmpdir(), `sparks-known-hosts-${host.name}`);
-    fs.writeFileSync(knownHosts, `${host.address} ${fs.readFileSync(host.hostKeyFile, "utf8")}`);
-    const result = await run("ssh", [
-        "-i", host.privateKeyFile, "-p", String(host.port),
-        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`,
-        "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-        `${host.user}@${host.address}`, command,
-    ]);
+    writeKnownHosts(knownHosts, [host]);
+    const result = await run("ssh", sshArgs(host, knownHosts, command));
     if (result.code !== 0) throw new Error(`on ${host.name}: \`${command}\` failed (${result.code}):\n${result.stderr}`);
     return result.stdout;
 }

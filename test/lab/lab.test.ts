@@ -8,6 +8,7 @@ import { ChildProcessWithoutNullStreams, execFileSync, spawn } from "child_proce
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { LabHost, sshArgs, writeKnownHosts } from "./labClient";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const LAB = path.join(ROOT, "lab", "sparks-lab");
@@ -19,17 +20,6 @@ const LAB_OWNER = "/run/sparks-lab/owner";
 const LAB_ENV = { ...process.env, SPARKS_LAB_LOCK_HELD: "1" };
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-lab-test-"));
 let tmpFiles = 0;
-
-interface LabHost {
-    name: string;
-    address: string;
-    port: number;
-    user: string;
-    state: string;
-    hostKeyFile: string;
-    privateKeyFile: string;
-    pid: number | null;
-}
 
 /** Runs a program; throws with its stderr when it exits non-zero. */
 function run(file: string, args: string[], timeoutMs = 10 * 60 * 1000): string {
@@ -47,19 +37,12 @@ const labStatus = (): LabHost[] => JSON.parse(lab("status", "--json"));
 /** A known_hosts file built only from the host keys the lab recorded. */
 function knownHostsFor(hosts: LabHost[]): string {
     const file = path.join(TMP, `known_hosts.${++tmpFiles}`);
-    const lines = hosts.map((h) => `${h.address} ${fs.readFileSync(h.hostKeyFile, "utf8").trim()}`);
-    fs.writeFileSync(file, lines.join("\n") + "\n");
+    writeKnownHosts(file, hosts);
     return file;
 }
 
 function ssh(host: LabHost, knownHosts: string, command: string): string {
-    return run("ssh", [
-        "-i", host.privateKeyFile, "-p", String(host.port),
-        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-        "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-        `${host.user}@${host.address}`, command,
-    ], 5 * 60 * 1000);
+    return run("ssh", sshArgs(host, knownHosts, command), 5 * 60 * 1000);
 }
 
 function stat(file: string): fs.Stats | undefined {
