@@ -1,6 +1,7 @@
 // One real lab host set up the way `pulumi up` sets up a Sparks host (the same setup scripts:
 // packages, btrfs pool, host tools), for the spark-pg tests. The lab lives in its own directory
-// (SPARKS_LAB_DIR) and is taken down at the end; ssh pins the host key the lab recorded.
+// (SPARKS_LAB_DIR) and is taken down at the end; ssh pins the host key the lab recorded
+// (test/lab/labClient).
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -8,6 +9,7 @@ import { Client } from "pg";
 import { setupScript } from "../../components/shell";
 import { contentHash } from "../../components/sparksHost";
 import { ROOT, run, RunResult } from "../e2e/stack";
+import { LabHost, sshArgs, writeKnownHosts } from "../lab/labClient";
 
 export const POOL = "/srv/sparks";
 export const PG_ROOT = `${POOL}/pg`;
@@ -46,15 +48,11 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
 
     try {
         await lab("up", "1");
-        const [status] = JSON.parse(await lab("status", "--json"));
+        const [status]: LabHost[] = JSON.parse(await lab("status", "--json"));
         const knownHosts = path.join(labDir, "known_hosts.spark-pg-test");
-        fs.writeFileSync(knownHosts, `${status.address} ${fs.readFileSync(status.hostKeyFile, "utf8")}`);
-        const sh = (command: string, input?: string) => run("ssh", [
-            "-i", status.privateKeyFile, "-p", String(status.port),
-            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`,
-            "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-            `${status.user}@${status.address}`, command,
-        ], { input, timeoutMs: 15 * 60 * 1000 });
+        writeKnownHosts(knownHosts, [status]);
+        const sh = (command: string, input?: string) =>
+            run("ssh", sshArgs(status, knownHosts, command), { input, timeoutMs: 15 * 60 * 1000 });
         const ok = async (command: string, input?: string) => {
             const result = await sh(command, input);
             if (result.code !== 0) throw failure(`on ${status.name}: ${command}`, result);
