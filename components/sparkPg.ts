@@ -8,8 +8,6 @@ import { SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
 
 export interface PgDatabaseArgs {
-    /** The database it snapshots, for a fork. */
-    source?: PgDatabase;
     /** The host it lives on: a fork lives on its source's host. */
     host: SparksHost;
     /**
@@ -20,6 +18,7 @@ export interface PgDatabaseArgs {
 }
 
 export interface PgForkArgs extends PgDatabaseArgs {
+    /** The instance or fork it snapshots. */
     source: PgDatabase;
 }
 
@@ -53,7 +52,8 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
     /** What it was forked from, if it is a fork. */
     readonly source?: string;
 
-    protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs, protect: boolean, opts?: pulumi.ComponentResourceOptions) {
+    protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs & { source?: PgDatabase }, protect: boolean,
+        opts?: pulumi.ComponentResourceOptions) {
         super(type, name, {}, opts);
         this.databaseName = name;
         const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this });
@@ -63,7 +63,7 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
             create: `spark-pg ${verb} --password-stdin --json && ${recordLineage(name)}`,
             stdin: password.result,
             delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
-            // A rebuilt host lost its databases: make them again.
+            // A new host key means a new machine, which holds none of them (README: rebuilt servers).
             triggers: [args.host.spec.hostKey],
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));

@@ -60,7 +60,7 @@ export class SparksHost extends pulumi.ComponentResource {
         const poolDir = `${host.pool.mountPoint}/pg`;
         const hostVars = { HOST: host.name };
 
-        // A rebuilt server has a new host key: treat it as a new machine and set it up from scratch.
+        // A new host key means a new machine: set it up from scratch (README: rebuilt servers).
         const identity = [host.hostKey];
         const step = (stepName: string, vars: Record<string, string | number>, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
