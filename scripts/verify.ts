@@ -1,8 +1,8 @@
 // Summary: prove a deployed stack works, from the outside, with each database's own credentials
 // Usage: npx ts-node scripts/verify.ts STACK
 //
-// Hosts verify themselves during `pulumi up` (pool, tools, KVM); this reads what they reported and
-// then connects to every Postgres instance and fork over the network with node-postgres: each
+// Hosts verify themselves during `pulumi up` (pool, tools, KVM), in the run that changed them; this
+// reads what they reported and then connects to every Postgres instance and fork over the network with node-postgres: each
 // answers with its own password, a fork holds its source's data as of the fork, and a write on
 // either side stays on that side. URIs hold passwords: they are kept in memory, never printed.
 import { execFileSync } from "child_process";
@@ -36,7 +36,8 @@ export async function verifyStack(outputs: StackOutputs): Promise<string[]> {
     const passed: string[] = [];
     for (const [name, host] of Object.entries(outputs.hosts ?? {})) {
         if (host.kvmApiVersion !== 12) throw new Error(`verify: host ${name}: KVM API version ${host.kvmApiVersion}, expected 12`);
-        passed.push(`host ${name}: pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`);
+        // Checked on the host by its verify step, in the `up` that last changed the host.
+        passed.push(`host ${name} (as checked on the host by pulumi up): pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`);
     }
     const databases = outputs.postgres ?? {};
     const chainOf = (name: string): string[] => {
