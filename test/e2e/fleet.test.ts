@@ -6,7 +6,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { verifyStack } from "../../scripts/verify";
 import { LabHost, labDown, labUp, onHost, setHostReachable } from "./lab";
-import { ROOT, TestStack } from "./stack";
+import { mustSucceed, ROOT, RunResult, TestStack } from "./stack";
 
 jest.setTimeout(20 * 60 * 1000);
 
@@ -39,9 +39,7 @@ describe("the fleet on two lab hosts", () => {
     }
 
     const hostStates = () => Promise.all(hosts.map((h) => onHost(h, HOST_STATE)));
-    const expectOk = (result: { code: number; stdout: string; stderr: string }) => {
-        if (result.code !== 0) throw new Error(`exit ${result.code}\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`);
-    };
+    const expectOk = (result: RunResult) => mustSucceed("pulumi", result);
 
     beforeAll(async () => {
         hosts = await labUp(2);

@@ -3,38 +3,36 @@
 import * as os from "os";
 import * as path from "path";
 import { LabHost, sshArgs, writeKnownHosts } from "../lab/labClient";
-import { ROOT, run, RunResult } from "./stack";
+import { mustSucceed, ROOT, run, RunResult } from "./stack";
 
 export { LabHost };
 
 const LAB = path.join(ROOT, "lab", "sparks-lab");
 
-async function lab(args: string[]): Promise<RunResult> {
-    const result = await run(LAB, args, { timeoutMs: 10 * 60 * 1000 });
-    if (result.code !== 0) throw new Error(`sparks-lab ${args.join(" ")} failed (${result.code}):\n${result.stderr}`);
-    return result;
+/** Runs a lab verb; `labDir` picks a lab other than the checkout's own `.lab` (SPARKS_LAB_DIR). */
+async function lab(args: string[], labDir?: string): Promise<RunResult> {
+    const env = labDir === undefined ? process.env : { ...process.env, SPARKS_LAB_DIR: labDir };
+    return mustSucceed(`sparks-lab ${args.join(" ")}`, await run(LAB, args, { env, timeoutMs: 10 * 60 * 1000 }));
 }
 
-export async function labUp(count: number): Promise<LabHost[]> {
-    await lab(["up", String(count)]);
-    return labStatus();
+export async function labUp(count: number, labDir?: string): Promise<LabHost[]> {
+    await lab(["up", String(count)], labDir);
+    return labStatus(labDir);
 }
 
-export async function labDown(): Promise<void> {
-    await lab(["down"]);
+export async function labDown(labDir?: string): Promise<void> {
+    await lab(["down"], labDir);
 }
 
-export async function labStatus(): Promise<LabHost[]> {
-    return JSON.parse((await lab(["status", "--json"])).stdout);
+export async function labStatus(labDir?: string): Promise<LabHost[]> {
+    return JSON.parse((await lab(["status", "--json"], labDir)).stdout);
 }
 
 /** Runs `command` on a lab host as root; rejects on a non-zero exit. */
 export async function onHost(host: LabHost, command: string): Promise<string> {
     const knownHosts = path.join(os.tmpdir(), `sparks-known-hosts-${host.name}`);
     writeKnownHosts(knownHosts, [host]);
-    const result = await run("ssh", sshArgs(host, knownHosts, command));
-    if (result.code !== 0) throw new Error(`on ${host.name}: \`${command}\` failed (${result.code}):\n${result.stderr}`);
-    return result.stdout;
+    return mustSucceed(`on ${host.name}: ${command}`, await run("ssh", sshArgs(host, knownHosts, command))).stdout;
 }
 
 /** Takes a host off the network (its links inside its namespace), or puts it back. */
@@ -42,7 +40,7 @@ export async function setHostReachable(host: LabHost, reachable: boolean): Promi
     const namespace = `sparks-${host.name}`;
     const links: { ifname: string }[] = JSON.parse((await run("ip", ["-n", namespace, "-j", "link", "show"])).stdout);
     for (const { ifname } of links.filter((l) => l.ifname !== "lo")) {
-        const result = await run("ip", ["-n", namespace, "link", "set", ifname.split("@")[0], reachable ? "up" : "down"]);
-        if (result.code !== 0) throw new Error(`ip link set ${ifname} in ${namespace}: ${result.stderr}`);
+        mustSucceed(`ip link set ${ifname} in ${namespace}`,
+            await run("ip", ["-n", namespace, "link", "set", ifname.split("@")[0], reachable ? "up" : "down"]));
     }
 }

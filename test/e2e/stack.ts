@@ -33,6 +33,14 @@ export function run(file: string, args: string[], options: { cwd?: string; env?:
     });
 }
 
+/** Returns `result` if the command succeeded; else throws with its exit code and the tails of its output. */
+export function mustSucceed(what: string, result: RunResult): RunResult {
+    if (result.code !== 0) {
+        throw new Error(`${what}: exit ${result.code}\n${result.stdout.slice(-4000)}\n${result.stderr.slice(-4000)}`);
+    }
+    return result;
+}
+
 export class TestStack {
     readonly dir: string;
     private readonly env: NodeJS.ProcessEnv;
@@ -54,8 +62,7 @@ export class TestStack {
     static async create(name: string, config: Record<string, unknown>): Promise<TestStack> {
         const stack = new TestStack(name);
         stack.setConfig(config);
-        const init = await stack.exec(["stack", "init", name, "--non-interactive"]);
-        if (init.code !== 0) throw new Error(`pulumi stack init failed:\n${init.stderr}${init.stdout}`);
+        mustSucceed("pulumi stack init", await stack.exec(["stack", "init", name, "--non-interactive"]));
         return stack;
     }
 
@@ -81,16 +88,14 @@ export class TestStack {
 
     /** The steps a preview would take, as [op, resource name] pairs (sames left out). */
     async plannedSteps(): Promise<[string, string][]> {
-        const result = await this.pulumi(["preview", "--json"]);
-        if (result.code !== 0) throw new Error(`pulumi preview failed:\n${result.stderr}${result.stdout}`);
+        const result = mustSucceed("pulumi preview --json", await this.pulumi(["preview", "--json"]));
         const steps: { op: string; urn: string }[] = JSON.parse(result.stdout).steps ?? [];
         return steps.filter((s) => s.op !== "same").map((s) => [s.op, s.urn.split("::").pop()!] as [string, string]).sort();
     }
 
     /** The stack's outputs, secrets shown (kept in memory, never logged). */
     async outputs(): Promise<Record<string, any>> {
-        const result = await this.pulumi(["stack", "output", "--json", "--show-secrets"]);
-        if (result.code !== 0) throw new Error(`pulumi stack output failed:\n${result.stderr}`);
+        const result = mustSucceed("pulumi stack output", await this.pulumi(["stack", "output", "--json", "--show-secrets"]));
         return JSON.parse(result.stdout);
     }
 

@@ -8,8 +8,9 @@ import * as path from "path";
 import { Client } from "pg";
 import { setupScript } from "../../components/shell";
 import { contentHash } from "../../components/sparksHost";
-import { ROOT, run, RunResult } from "../e2e/stack";
-import { LabHost, sshArgs, writeKnownHosts } from "../lab/labClient";
+import { labDown, labUp } from "../e2e/lab";
+import { mustSucceed, ROOT, run, RunResult } from "../e2e/stack";
+import { sshArgs, writeKnownHosts } from "../lab/labClient";
 
 export const POOL = "/srv/sparks";
 export const PG_ROOT = `${POOL}/pg`;
@@ -28,36 +29,21 @@ export interface SparkPgHost {
     down(): Promise<void>;
 }
 
-export function failure(what: string, result: RunResult): Error {
-    return new Error(`${what}: exit ${result.code}\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
-}
-
 /** Brings up a one-host lab in a fresh directory and makes the host a Sparks host with spark-pg. */
 export async function sparkPgHost(pgConf: Record<string, string>): Promise<SparkPgHost> {
     const labDir = fs.mkdtempSync(path.join(os.tmpdir(), "sparkpg-lab-"));
-    const env = { ...process.env, SPARKS_LAB_DIR: labDir };
-    const lab = async (...args: string[]) => {
-        const result = await run(path.join(ROOT, "lab", "sparks-lab"), args, { env, timeoutMs: 10 * 60 * 1000 });
-        if (result.code !== 0) throw failure(`sparks-lab ${args.join(" ")}`, result);
-        return result.stdout;
-    };
     const down = async () => {
-        await lab("down");
+        await labDown(labDir);
         fs.rmSync(labDir, { recursive: true, force: true });
     };
 
     try {
-        await lab("up", "1");
-        const [status]: LabHost[] = JSON.parse(await lab("status", "--json"));
+        const [status] = await labUp(1, labDir);
         const knownHosts = path.join(labDir, "known_hosts.spark-pg-test");
         writeKnownHosts(knownHosts, [status]);
         const sh = (command: string, input?: string) =>
             run("ssh", sshArgs(status, knownHosts, command), { input, timeoutMs: 15 * 60 * 1000 });
-        const ok = async (command: string, input?: string) => {
-            const result = await sh(command, input);
-            if (result.code !== 0) throw failure(`on ${status.name}: ${command}`, result);
-            return result.stdout;
-        };
+        const ok = async (command: string, input?: string) => mustSucceed(`on ${status.name}: ${command}`, await sh(command, input)).stdout;
         const sparkPg = async (args: string, input?: string) => JSON.parse(await ok(`spark-pg ${args} --json`, input));
 
         const hostVars = { HOST: status.name };
@@ -66,8 +52,7 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
         // The host tools as the installer ships them: host/ staged on the host, then installed.
         const staging = "/var/tmp/sparks-host-staging";
         const tarball = path.join(labDir, "host.tgz");
-        const tar = await run("tar", ["-C", path.join(ROOT, "host"), "-czf", tarball, "."]);
-        if (tar.code !== 0) throw failure("tar host/", tar);
+        mustSucceed("tar host/", await run("tar", ["-C", path.join(ROOT, "host"), "-czf", tarball, "."]));
         await ok(`rm -rf ${staging} && mkdir -p ${staging} && base64 -d | tar -C ${staging} -xzf -`, fs.readFileSync(tarball).toString("base64"));
         const conf = Object.entries({ SPARK_PG_ROOT: PG_ROOT, ...pgConf }).map(([k, v]) => `${k}="${v}"`).join("\n");
         await ok(setupScript("tools", "create", {
