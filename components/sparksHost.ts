@@ -11,6 +11,8 @@ import { setupScript } from "./shell";
 
 /** This repo's host-side tools, installed on every host at /opt/sparks. */
 export const HOST_TOOLS_DIR = path.join(__dirname, "..", "host");
+/** Their version: one hash per run, shared by every host. */
+const HOST_TOOLS_HASH = contentHash(HOST_TOOLS_DIR);
 
 /** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check. */
 const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "python3"];
@@ -54,9 +56,9 @@ export class SparksHost extends pulumi.ComponentResource {
     constructor(name: string, args: SparksHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("sparks:index:SparksHost", name, {}, opts);
         const { host } = args;
+        const toolsHash = HOST_TOOLS_HASH;
         this.spec = host;
         const connection = hostConnection(host, args.ssh, args.privateKey);
-        const toolsHash = contentHash(HOST_TOOLS_DIR);
         const poolDir = `${host.pool.mountPoint}/pg`;
         const hostVars = { HOST: host.name };
 
