@@ -12,6 +12,7 @@ LAB_POOL_IMG="$LAB_DIR/images/pool.img"
 LAB_RUN="$LAB_DIR/run"                 # lab-wide records: forwarder PIDs, /run/netns marker
 LAB_KEY="$LAB_DIR/ssh/id_ed25519"
 LAB_KNOWN_HOSTS="$LAB_DIR/ssh/known_hosts"
+LAB_HOST_KEY_TYPES="rsa ecdsa ed25519"   # a stock Debian sshd's host keys, recorded for each host
 LAB_BRIDGE=sparkbr0
 LAB_NET=10.89.42                       # .1 the machine, .2-.10 mirror forwarders, .11+ hosts
 LAB_GATEWAY="$LAB_NET.1"

@@ -45,9 +45,11 @@ export class TestStack {
     readonly dir: string;
     private readonly env: NodeJS.ProcessEnv;
 
-    private constructor(readonly name: string) {
+    private constructor(readonly name: string, program?: string) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-e2e-"));
         for (const file of PROGRAM_FILES) fs.cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+        // A test program replaces the project's entry point and keeps its components and settings.
+        if (program !== undefined) fs.cpSync(program, this.dir, { recursive: true });
         fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(this.dir, "node_modules"));
         fs.mkdirSync(path.join(this.dir, ".state"));
         this.env = {
@@ -58,9 +60,10 @@ export class TestStack {
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
     }
 
-    /** A new stack `name` whose config is `config` (full keys, e.g. "sparks:hosts"). */
-    static async create(name: string, config: Record<string, unknown>): Promise<TestStack> {
-        const stack = new TestStack(name);
+    /** A new stack `name` whose config is `config` (full keys, e.g. "sparks:hosts"); `program`, a
+     *  folder whose files (e.g. index.ts) replace the project's own in the copy. */
+    static async create(name: string, config: Record<string, unknown>, options: { program?: string } = {}): Promise<TestStack> {
+        const stack = new TestStack(name, options.program);
         stack.setConfig(config);
         mustSucceed("pulumi stack init", await stack.exec(["stack", "init", name, "--non-interactive"]));
         return stack;

@@ -158,6 +158,20 @@ test("up 2 gives two ssh-ready hosts with pinned keys, and down leaves the machi
         }
         expect(fs.readFileSync(hosts[0].hostKeyFile, "utf8")).not.toEqual(fs.readFileSync(hosts[1].hostKeyFile, "utf8"));
 
+        // Like a stock Debian server, sshd offers RSA, ECDSA and ed25519, each the key the lab recorded.
+        const keyPattern = { rsa: /^ssh-rsa /, ecdsa: /^ecdsa-sha2-nistp256 /, ed25519: /^ssh-ed25519 / };
+        for (const h of hosts) {
+            expect(Object.keys(h.hostKeyFiles).sort()).toEqual(["ecdsa", "ed25519", "rsa"]);
+            const served = run("ssh-keyscan", ["-T", "5", "-t", "rsa,ecdsa,ed25519", h.address]).split("\n")
+                .map((line) => line.split(" ").slice(1, 3).join(" ")).sort();
+            const recorded = Object.entries(h.hostKeyFiles).map(([type, file]) => {
+                const key = fs.readFileSync(file, "utf8").trim().split(" ").slice(0, 2).join(" ");
+                expect(key).toMatch(keyPattern[type as keyof typeof keyPattern]);
+                return key;
+            }).sort();
+            expect(served).toEqual(recorded);
+        }
+
         const knownHosts = knownHostsFor(hosts);
         for (const [h, other] of [[hosts[0], hosts[1]], [hosts[1], hosts[0]]]) {
             expect(ssh(h, knownHosts, "systemctl is-system-running")).toBe("running");

@@ -9,7 +9,10 @@ export interface LabHost {
     port: number;
     user: string;
     state: string;
+    /** The ed25519 host key, the one the dev stack pins. */
     hostKeyFile: string;
+    /** Every host key sshd serves, by type (rsa, ecdsa, ed25519), as on a stock server. */
+    hostKeyFiles: Record<string, string>;
     privateKeyFile: string;
     pid: number | null;
 }
