@@ -2,30 +2,25 @@
 //
 // It is NOT the upstream provider (github.com/pulumi/pulumi-random, a bridge of Terraform's
 // random provider): the Go module proxy this project can reach does not serve that module, so
-// toolchain/bootstrap builds this one instead. It implements the resource types of the npm
-// package @pulumi/random with the same type tokens and property names, and the same rules
-// as the upstream provider for what it generates (character classes, minimum counts,
-// defaults, "every input change replaces the resource"). RandomPet is not implemented.
+// toolchain/bootstrap builds this one instead. It implements every resource of @pulumi/random
+// 4.21.x with the same tokens and properties, and records the same state as the bridged
+// upstream provider (inputs as the program sent them; outputs with every attribute, secrets,
+// __meta and __pulumi_raw_state_delta), so that stacks move between the two without diffs.
 // Where a real pulumi-resource-random of the pinned version is installed, that one is used.
 package main
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"hash/crc64"
-	"math/big"
-	mrand "math/rand/v2"
 	"strconv"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 
 	"sparks/toolchain/pulumi/internal/buildinfo"
 	"sparks/toolchain/pulumi/internal/provutil"
@@ -41,13 +36,12 @@ const (
 	tUUID7    = "random:index/randomUuid7:RandomUuid7"
 	tBytes    = "random:index/randomBytes:RandomBytes"
 	tShuffle  = "random:index/randomShuffle:RandomShuffle"
+	tPet      = "random:index/randomPet:RandomPet"
 )
 
-const defaultSpecial = "!@#$%&*()-_=+[]{}<>:?"
-
 func main() {
-	provutil.Serve("random", func(*provider.HostClient) plugin.Provider {
-		return &randomProvider{Base: provutil.Base{Version: buildinfo.Random}}
+	provutil.Serve("random", func(*provider.HostClient, *provutil.Work) (pulumirpc.ResourceProviderServer, error) {
+		return plugin.NewProviderServer(&randomProvider{Base: provutil.Base{Version: buildinfo.Random}}), nil
 	})
 }
 
@@ -55,299 +49,210 @@ type randomProvider struct {
 	provutil.Base
 }
 
-func key(k string) resource.PropertyKey { return resource.PropertyKey(k) }
-
-func num(n int) resource.PropertyValue { return resource.NewNumberProperty(float64(n)) }
-
-func str(s string) resource.PropertyValue { return resource.NewStringProperty(s) }
-
-func failure(k, reason string) plugin.CheckFailure {
-	return plugin.CheckFailure{Property: key(k), Reason: reason}
+func schemaFor(t string) (*resourceSchema, error) {
+	s, ok := schemas[t]
+	if !ok {
+		return nil, fmt.Errorf("resource type %s is not implemented by this project's stand-in random provider "+
+			"(see toolchain/README.md)", t)
+	}
+	return s, nil
 }
 
+// Check returns the inputs exactly as the program sent them (the bridge's Check applies no
+// Terraform defaults and none of these inputs is sensitive); only validation is added.
 func (p *randomProvider) Check(_ context.Context, req plugin.CheckRequest) (plugin.CheckResponse, error) {
-	news := provutil.Copy(req.News)
-	in := provutil.Props{M: news}
-	var fails []plugin.CheckFailure
-	setDefault := func(k string, v resource.PropertyValue) {
-		if !in.Has(k) {
-			news[key(k)] = v
-		}
+	s, err := schemaFor(string(req.Type))
+	if err != nil {
+		return plugin.CheckResponse{}, err
 	}
-	switch string(req.Type) {
-	case tPassword, tString:
-		if !in.Has("length") {
-			fails = append(fails, failure("length", "missing required property 'length'"))
-			break
-		}
-		for _, k := range []string{"special", "upper", "lower"} {
-			setDefault(k, resource.NewBoolProperty(true))
-		}
-		// "number" is the deprecated spelling of "numeric"; both are kept in sync.
-		numeric := in.Bool("numeric", in.Bool("number", true))
-		if !in.Unknown("numeric") && !in.Unknown("number") {
-			news["numeric"] = resource.NewBoolProperty(numeric)
-			news["number"] = resource.NewBoolProperty(numeric)
-		}
-		for _, k := range []string{"minLower", "minUpper", "minNumeric", "minSpecial"} {
-			setDefault(k, num(0))
-		}
-		if !in.Unknown("length") {
-			length := int(in.Number("length", 0))
-			mins := 0
-			for _, k := range []string{"minLower", "minUpper", "minNumeric", "minSpecial"} {
-				mins += int(in.Number(k, 0))
-			}
-			if length < 1 {
-				fails = append(fails, failure("length", "length must be at least 1"))
-			} else if length < mins {
-				fails = append(fails, failure("length", fmt.Sprintf(
-					"length (%d) must be at least the sum of minLower, minUpper, minNumeric and minSpecial (%d)",
-					length, mins)))
-			}
-		}
-	case tID:
-		if !in.Has("byteLength") {
-			fails = append(fails, failure("byteLength", "missing required property 'byteLength'"))
-		} else if !in.Unknown("byteLength") && in.Number("byteLength", 0) < 1 {
-			fails = append(fails, failure("byteLength", "byteLength must be at least 1"))
-		}
-	case tInteger:
-		for _, k := range []string{"min", "max"} {
-			if !in.Has(k) {
-				fails = append(fails, failure(k, "missing required property '"+k+"'"))
-			}
-		}
-		if len(fails) == 0 && !in.Unknown("min") && !in.Unknown("max") && in.Number("min", 0) > in.Number("max", 0) {
-			fails = append(fails, failure("max", "max must be greater than or equal to min"))
-		}
-	case tBytes:
-		if !in.Has("length") {
-			fails = append(fails, failure("length", "missing required property 'length'"))
-		}
-	case tShuffle:
-		if !in.Has("inputs") {
-			fails = append(fails, failure("inputs", "missing required property 'inputs'"))
-		}
-	case tUUID, tUUID4, tUUID7:
-	default:
-		return plugin.CheckResponse{}, fmt.Errorf(
-			"resource type %s is not implemented by this project's stand-in random provider "+
-				"(see toolchain/README.md)", req.Type)
-	}
-	return plugin.CheckResponse{Properties: news, Failures: fails}, nil
+	return plugin.CheckResponse{Properties: req.News, Failures: validate(s, req.URN.Name(), req.News)}, nil
 }
 
-// Every input of every random resource forces a new resource, as in the upstream provider.
 func (p *randomProvider) Diff(_ context.Context, req plugin.DiffRequest) (plugin.DiffResponse, error) {
-	return provutil.Diff(req.OldInputs, req.NewInputs, func(string) bool { return true }), nil
+	s, err := schemaFor(string(req.Type))
+	if err != nil {
+		return plugin.DiffResponse{}, err
+	}
+	return diff(s, upgradeState(s, req.OldOutputs), req.NewInputs)
 }
 
 func (p *randomProvider) Create(_ context.Context, req plugin.CreateRequest) (plugin.CreateResponse, error) {
-	outs := provutil.Copy(req.Properties)
-	in := provutil.Props{M: req.Properties}
-	unknown := func(keys ...string) {
-		for _, k := range keys {
-			outs[key(k)] = resource.MakeComputed(str(""))
-		}
+	s, err := schemaFor(string(req.Type))
+	if err != nil {
+		return plugin.CreateResponse{}, err
 	}
-	t := string(req.Type)
+	planned, err := plan(s, nil, req.Properties)
+	if err != nil {
+		return plugin.CreateResponse{}, err
+	}
 	if req.Preview {
-		switch t {
-		case tPassword:
-			unknown("result", "bcryptHash")
-		case tString, tUUID, tUUID4, tUUID7, tInteger:
-			unknown("result")
-		case tID:
-			unknown("b64Url", "b64Std", "hex", "dec")
-		case tBytes:
-			unknown("base64", "hex")
-		case tShuffle:
-			unknown("results")
-		}
-		return plugin.CreateResponse{Properties: outs}, nil
+		return plugin.CreateResponse{Properties: planned}, nil
 	}
-
-	var id string
-	switch t {
-	case tPassword, tString:
-		s, err := generateString(in)
-		if err != nil {
-			return plugin.CreateResponse{}, err
-		}
-		outs["result"] = str(s)
-		id = s
-		if t == tPassword {
-			h, err := bcrypt.GenerateFromPassword([]byte(s), bcrypt.DefaultCost)
-			if err != nil {
-				return plugin.CreateResponse{}, err
-			}
-			outs["bcryptHash"] = str(string(h))
-			id = "none"
-		}
-	case tID:
-		n := int(in.Number("byteLength", 0))
-		b := make([]byte, n)
-		if _, err := rand.Read(b); err != nil {
-			return plugin.CreateResponse{}, err
-		}
-		prefix := in.String("prefix", "")
-		b64url := base64.RawURLEncoding.EncodeToString(b)
-		outs["b64Url"] = str(prefix + b64url)
-		outs["b64Std"] = str(prefix + base64.StdEncoding.EncodeToString(b))
-		outs["hex"] = str(prefix + hex.EncodeToString(b))
-		outs["dec"] = str(prefix + new(big.Int).SetBytes(b).String())
-		id = b64url
-	case tInteger:
-		lo, hi := int64(in.Number("min", 0)), int64(in.Number("max", 0))
-		var r int64
-		if seed := in.String("seed", ""); seed != "" {
-			s := crc64.Checksum([]byte(seed), crc64.MakeTable(crc64.ECMA))
-			r = lo + mrand.New(mrand.NewPCG(s, s)).Int64N(hi-lo+1)
-		} else {
-			v, err := rand.Int(rand.Reader, big.NewInt(hi-lo+1))
-			if err != nil {
-				return plugin.CreateResponse{}, err
-			}
-			r = lo + v.Int64()
-		}
-		outs["result"] = num(int(r))
-		id = strconv.FormatInt(r, 10)
-	case tUUID, tUUID4:
-		u := uuid.New().String()
-		outs["result"] = str(u)
-		id = u
-	case tUUID7:
-		u, err := uuid.NewV7()
-		if err != nil {
-			return plugin.CreateResponse{}, err
-		}
-		outs["result"] = str(u.String())
-		id = u.String()
-	case tBytes:
-		b := make([]byte, int(in.Number("length", 0)))
-		if _, err := rand.Read(b); err != nil {
-			return plugin.CreateResponse{}, err
-		}
-		outs["base64"] = str(base64.StdEncoding.EncodeToString(b))
-		outs["hex"] = str(hex.EncodeToString(b))
-		id = "none"
-	case tShuffle:
-		items := in.Strings("inputs")
-		var rnd *mrand.Rand
-		if seed := in.String("seed", ""); seed != "" {
-			s := crc64.Checksum([]byte(seed), crc64.MakeTable(crc64.ECMA))
-			rnd = mrand.New(mrand.NewPCG(s, s))
-		} else {
-			var b [16]byte
-			if _, err := rand.Read(b[:]); err != nil {
-				return plugin.CreateResponse{}, err
-			}
-			rnd = mrand.New(mrand.NewPCG(
-				new(big.Int).SetBytes(b[:8]).Uint64(), new(big.Int).SetBytes(b[8:]).Uint64()))
-		}
-		rnd.Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
-		count := int(in.Number("resultCount", float64(len(items))))
-		var res []resource.PropertyValue
-		for i := 0; i < count && len(items) > 0; i++ {
-			res = append(res, str(items[i%len(items)]))
-		}
-		outs["results"] = resource.NewArrayProperty(res)
-		id = "-"
-	default:
-		return plugin.CreateResponse{}, fmt.Errorf("resource type %s is not implemented", t)
+	state, err := generate(s.token, planned)
+	if err != nil {
+		return plugin.CreateResponse{}, err
 	}
-	return plugin.CreateResponse{ID: resource.ID(id), Properties: outs, Status: resource.StatusOK}, nil
+	outs := recordedState(s, state, req.Properties)
+	return plugin.CreateResponse{ID: resource.ID(s.id(outs)), Properties: outs, Status: resource.StatusOK}, nil
 }
 
-// Update is only reached for changes that do not replace (none for these resources): keep the state.
+// Update is reached for in-place changes (keepers that only gain null values, overrideSpecial
+// "" -> unset): as the provider's Update, the planned state becomes the state.
 func (p *randomProvider) Update(_ context.Context, req plugin.UpdateRequest) (plugin.UpdateResponse, error) {
-	outs := provutil.Copy(req.OldOutputs)
-	for k, v := range req.NewInputs {
-		outs[k] = v
+	s, err := schemaFor(string(req.Type))
+	if err != nil {
+		return plugin.UpdateResponse{}, err
 	}
-	return plugin.UpdateResponse{Properties: outs, Status: resource.StatusOK}, nil
+	planned, err := plan(s, upgradeState(s, req.OldOutputs), req.NewInputs)
+	if err != nil {
+		return plugin.UpdateResponse{}, err
+	}
+	return plugin.UpdateResponse{Properties: recordedState(s, planned, req.NewInputs), Status: resource.StatusOK}, nil
 }
 
-// Read returns the stored state unchanged: random values live only in the state.
+// Read: a refresh keeps the state (the provider's Read does nothing) re-recorded in the current
+// shape; with only an ID it is an import (each resource's ImportState).
 func (p *randomProvider) Read(_ context.Context, req plugin.ReadRequest) (plugin.ReadResponse, error) {
-	return plugin.ReadResponse{
-		ReadResult: plugin.ReadResult{ID: req.ID, Inputs: req.Inputs, Outputs: req.State},
-		Status:     resource.StatusOK,
-	}, nil
+	s, err := schemaFor(string(req.Type))
+	if err != nil {
+		return plugin.ReadResponse{}, err
+	}
+	if len(req.State) != 0 {
+		outs := recordedState(s, upgradeState(s, req.State), req.Inputs)
+		return plugin.ReadResponse{ReadResult: plugin.ReadResult{
+			ID: resource.ID(s.id(outs)), Inputs: inputsFromRefresh(req.Inputs, outs), Outputs: outs,
+		}, Status: resource.StatusOK}, nil
+	}
+	state, err := importState(s.token, string(req.ID))
+	if err != nil {
+		return plugin.ReadResponse{}, err
+	}
+	outs := recordedState(s, state, nil)
+	return plugin.ReadResponse{ReadResult: plugin.ReadResult{
+		ID: resource.ID(s.id(outs)), Inputs: inputsFromImport(s, state), Outputs: outs,
+	}, Status: resource.StatusOK}, nil
 }
 
 func (p *randomProvider) Delete(context.Context, plugin.DeleteRequest) (plugin.DeleteResponse, error) {
 	return plugin.DeleteResponse{Status: resource.StatusOK}, nil
 }
 
-// generateString follows the upstream rules: take the minimum count from each enabled class,
-// fill up to length from the union of the enabled classes, then shuffle.
-func generateString(in provutil.Props) (string, error) {
-	const (
-		lower   = "abcdefghijklmnopqrstuvwxyz"
-		upper   = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		numbers = "0123456789"
-	)
-	special := defaultSpecial
-	if in.Has("overrideSpecial") {
-		special = in.String("overrideSpecial", "")
-	}
-	length := int(in.Number("length", 0))
-	var all string
-	var picked []byte
-	pick := func(set string, n int) error {
-		for i := 0; i < n; i++ {
-			c, err := randChar(set)
-			if err != nil {
-				return err
-			}
-			picked = append(picked, c)
-		}
-		return nil
-	}
-	classes := []struct {
-		enabled bool
-		set     string
-		min     int
-	}{
-		{in.Bool("upper", true), upper, int(in.Number("minUpper", 0))},
-		{in.Bool("lower", true), lower, int(in.Number("minLower", 0))},
-		{in.Bool("numeric", in.Bool("number", true)), numbers, int(in.Number("minNumeric", 0))},
-		{in.Bool("special", true), special, int(in.Number("minSpecial", 0))},
-	}
-	for _, c := range classes {
-		if !c.enabled || c.set == "" {
-			continue
-		}
-		all += c.set
-		if err := pick(c.set, c.min); err != nil {
-			return "", err
-		}
-	}
-	if all == "" {
-		return "", fmt.Errorf("at least one of upper, lower, numeric and special must be enabled")
-	}
-	if len(picked) < length {
-		if err := pick(all, length-len(picked)); err != nil {
-			return "", err
-		}
-	}
-	// Fisher-Yates with a cryptographic source.
-	for i := len(picked) - 1; i > 0; i-- {
-		j, err := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
-		if err != nil {
-			return "", err
-		}
-		picked[i], picked[j.Int64()] = picked[j.Int64()], picked[i]
-	}
-	return string(picked[:length]), nil
+// diagError renders a Terraform error diagnostic without attribute the way the bridge's
+// processDiagnostics does: "Summary: Detail".
+func diagError(summary, detail string) error { return fmt.Errorf("%s: %s", summary, detail) }
+
+const retryMsg = "Retry the Terraform operation. If the error still occurs or happens regularly, please " +
+	"contact the provider developer with hardware and operating system information.\n\n"
+
+func randomReadError(err error) error {
+	return diagError("Random Read Error", "While attempting to generate a random value for this resource, "+
+		"a read error was generated.\n\n"+retryMsg+"Original Error: "+err.Error())
 }
 
-func randChar(set string) (byte, error) {
-	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(set))))
-	if err != nil {
-		return 0, err
+func num(v resource.PropertyValue) int64 {
+	if v.IsNumber() {
+		return int64(v.NumberValue())
 	}
-	return set[i.Int64()], nil
+	return 0
+}
+
+func boolean(v resource.PropertyValue) bool { return v.IsBool() && v.BoolValue() }
+
+// generate fills the computed attributes of a planned state, as each resource's Create.
+func generate(t string, planned resource.PropertyMap) (resource.PropertyMap, error) {
+	st := planned.Copy()
+	get := func(k string) resource.PropertyValue { return plain(planned, k) }
+	set := func(k string, v any) { st[resource.PropertyKey(k)] = resource.NewPropertyValue(v) }
+	switch t {
+	case tPassword, tString:
+		result, err := randomString(stringParams{
+			length: num(get("length")),
+			upper:  boolean(get("upper")), minUpper: num(get("minUpper")),
+			lower: boolean(get("lower")), minLower: num(get("minLower")),
+			numeric: boolean(get("numeric")), minNumeric: num(get("minNumeric")),
+			special: boolean(get("special")), minSpecial: num(get("minSpecial")),
+			overrideSpecial: stringOf(get("overrideSpecial")),
+		})
+		if err != nil {
+			return nil, randomReadError(err)
+		}
+		set("result", result)
+		set("id", result)
+		if t == tPassword {
+			h, err := bcryptHash(result)
+			if err != nil {
+				return nil, diagError("Hash Generation Error", "While attempting to generate a hash from the password an error occurred.\n\n"+
+					"Verify that the state contains a populated 'result' field, using 'terraform state show', and retry the operation\n\n"+
+					"Original Error: "+err.Error())
+			}
+			set("bcryptHash", h)
+			set("id", "none")
+		}
+	case tID:
+		b := make([]byte, num(get("byteLength")))
+		if _, err := rand.Read(b); err != nil {
+			return nil, randomReadError(err)
+		}
+		b64url, b64std, hexs, dec := idEncodings(b, stringOf(get("prefix")))
+		set("b64Url", b64url)
+		set("b64Std", b64std)
+		set("hex", hexs)
+		set("dec", dec)
+		unprefixed, _, _, _ := idEncodings(b, "")
+		set("id", unprefixed)
+	case tInteger:
+		lo, hi := num(get("min")), num(get("max"))
+		if hi < lo {
+			return nil, diagError("Create Random Integer Error",
+				"The minimum (minVal) value needs to be smaller than or equal to maximum (maxVal) value.")
+		}
+		n := randomInteger(lo, hi, stringOf(get("seed")))
+		set("result", float64(n))
+		set("id", strconv.FormatInt(n, 10))
+	case tUUID:
+		u, err := hashicorpUUID()
+		if err != nil {
+			return nil, diagError("Create Random UUID error", "There was an error during generation of a UUID.\n\n"+
+				retryMsg+"Original Error: "+err.Error())
+		}
+		set("result", u)
+		set("id", u)
+	case tUUID4, tUUID7:
+		gen, summary := uuid.NewRandom, "Create Random UUID v4 error"
+		if t == tUUID7 {
+			gen, summary = uuid.NewV7, "Create Random UUID v7 error"
+		}
+		u, err := gen()
+		if err != nil {
+			return nil, diagError(summary, "There was an error during generation of a UUID.\n\n"+
+				retryMsg+"Original Error: "+err.Error())
+		}
+		set("result", u.String())
+		set("id", u.String())
+	case tBytes:
+		b := make([]byte, num(get("length")))
+		if _, err := rand.Read(b); err != nil {
+			return nil, diagError("Create Random bytes error", "There was an error during random generation.\n\n"+
+				retryMsg+"Original Error: "+err.Error())
+		}
+		_, b64, hexs, _ := idEncodings(b, "")
+		set("base64", b64)
+		set("hex", hexs)
+	case tShuffle:
+		var items []string
+		for _, v := range get("inputs").ArrayValue() {
+			items = append(items, stringOf(v))
+		}
+		count := int64(len(items))
+		if rc := get("resultCount"); !rc.IsNull() {
+			count = num(rc)
+		}
+		set("results", shuffle(items, count, stringOf(get("seed"))))
+		set("id", "-")
+	case tPet:
+		set("id", petName(num(get("length")), stringOf(get("prefix")), stringOf(get("separator"))))
+	default:
+		return nil, fmt.Errorf("resource type %s is not implemented", t)
+	}
+	return st, nil
 }
