@@ -1,124 +1,253 @@
 package main
 
-// remote.CopyToRemote and remote.CopyFile.
+// remote.CopyToRemote and remote.CopyFile: files go over SFTP, as in pulumi-command v1.2.1
+// (provider/pkg/provider/remote/copyController.go, copyfileController.go, copy.go). Nothing but an
+// SFTP server is needed on the host; file modes are not carried over (the server's defaults apply).
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/pkg/sftp"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/archive"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/asset"
 
 	"sparks/toolchain/pulumi/internal/provutil"
 )
 
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+// copySource is what CopyToRemote copies: a local file or directory (FileAsset, FileArchive), or
+// the text of a StringAsset.
+type copySource struct {
+	path   string
+	text   string
+	isText bool
 }
 
-// copy implements remote.CopyToRemote and remote.CopyFile: files are streamed with `cat`, archives
-// and directories with `tar` (both must exist on the remote host).
-func (p *commandProvider) copy(ctx context.Context, _ resource.URN, t string, in provutil.Props) error {
-	remotePath := in.String("remotePath", "")
-	var src resource.PropertyValue
-	if t == tCopyFile {
-		a, err := asset.FromPath(in.String("localPath", ""))
-		if err != nil {
-			return err
+func copySourceOf(in provutil.Props) (copySource, error) {
+	src := provutil.Unsecret(in.M["source"])
+	switch {
+	case src.IsAsset():
+		a := src.AssetValue()
+		if a.IsText() {
+			return copySource{text: a.Text, isText: true}, nil
 		}
-		src = resource.NewAssetProperty(a)
-	} else {
-		src = provutil.Unsecret(in.M["source"])
+		if !a.IsPath() {
+			return copySource{}, errors.New("asset must be a path-based file asset or a text asset")
+		}
+		return copySource{path: a.Path}, nil
+	case src.IsArchive():
+		a := src.ArchiveValue()
+		if !a.IsPath() {
+			return copySource{}, errors.New("archive must be a path to a file or directory")
+		}
+		return copySource{path: a.Path}, nil
 	}
-	client, closeAll, err := dialConnection(ctx, in.Object("connection"))
+	return copySource{}, errors.New("either asset or archive must be set")
+}
+
+func (p *commandProvider) copy(ctx context.Context, urn resource.URN, t string, in provutil.Props) error {
+	log := p.resourceLog(urn)
+	if t == tCopyFile {
+		return copyFile(ctx, log, in)
+	}
+	return copyToRemote(ctx, log, in)
+}
+
+// openSFTP dials the connection and starts an SFTP session; close ends both.
+func openSFTP(ctx context.Context, log resourceLog, in provutil.Props, opts ...sftp.ClientOption) (*sftp.Client, func(), error) {
+	client, closeSSH, err := dialConnection(ctx, log, in.Object("connection"))
+	if err != nil {
+		return nil, nil, err
+	}
+	sftpClient, err := sftp.NewClient(client, opts...)
+	if err != nil {
+		closeSSH()
+		return nil, nil, err
+	}
+	return sftpClient, func() { _ = sftpClient.Close(); closeSSH() }, nil
+}
+
+// copyFile implements the deprecated remote.CopyFile: one local file onto exactly remotePath
+// (no parent directories are made, an existing directory is not copied into).
+func copyFile(ctx context.Context, log resourceLog, in provutil.Props) error {
+	localPath, remotePath := in.String("localPath", ""), in.String("remotePath", "")
+	log.log(ctx, diag.Debug, fmt.Sprintf("Creating file: %s:%s from local file %s",
+		in.Object("connection").String("host", ""), remotePath, localPath))
+	local, err := os.Open(localPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = local.Close() }()
+	client, closeAll, err := openSFTP(ctx, log, in)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	var stderr strings.Builder
-	switch {
-	case src.IsAsset():
-		a := src.AssetValue()
-		blob, err := a.Read()
-		if err != nil {
-			return err
-		}
-		defer func() { _ = blob.Close() }()
-		base := "file"
-		if a.Path != "" {
-			base = filepath.Base(a.Path)
-		}
-		// Into an existing directory, or to the path itself.
-		cmd := fmt.Sprintf("if [ -d %[1]s ]; then cat > %[1]s/%[2]s; else cat > %[1]s; fi",
-			shellQuote(remotePath), shellQuote(base))
-		if err := runSession(client, cmd, nil, "", io.Discard, &stderr, blob); err != nil {
-			return fmt.Errorf("copying to %s: %w: %s", remotePath, err, stderr.String())
-		}
-	case src.IsArchive():
-		arch := src.ArchiveValue()
-		q := shellQuote(remotePath)
-		cmd := fmt.Sprintf("mkdir -p %[1]s && tar -x -f - -C %[1]s", q)
-		if arch.Path != "" {
-			if st, err := os.Stat(arch.Path); err == nil && st.IsDir() {
-				// A directory goes into remotePath when that is an existing directory, else becomes remotePath.
-				sub := q + "/" + shellQuote(filepath.Base(filepath.Clean(arch.Path)))
-				cmd = fmt.Sprintf("if [ -d %[1]s ]; then d=%[2]s; else d=%[1]s; fi; mkdir -p \"$d\" && tar -x -f - -C \"$d\"",
-					q, sub)
-			}
-		}
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeTar(arch, pw)) }()
-		if err := runSession(client, cmd, nil, "", io.Discard, &stderr, pr); err != nil {
-			return fmt.Errorf("copying to %s: %w: %s", remotePath, err, stderr.String())
-		}
-	default:
-		return errors.New("source must be an asset or an archive")
+	remote, err := client.Create(remotePath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = remote.Close() }()
+	_, err = remote.ReadFrom(local)
+	return err
+}
+
+func copyToRemote(ctx context.Context, log resourceLog, in provutil.Props) error {
+	src, err := copySourceOf(in)
+	if err != nil {
+		return err
+	}
+	remotePath := in.String("remotePath", "")
+	host := in.Object("connection").String("host", "")
+	if src.isText {
+		log.log(ctx, diag.Debug, fmt.Sprintf("Creating file: %s:%s from text asset", host, remotePath))
+	} else {
+		log.log(ctx, diag.Debug, fmt.Sprintf("Creating file: %s:%s from local file %s", host, remotePath, src.path))
+	}
+	// Each file is written with one ReadFrom, so concurrent writes are safe.
+	client, closeAll, err := openSFTP(ctx, log, in, sftp.UseConcurrentWrites(true))
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if src.isText {
+		return writeRemoteText(client, src.text, remotePath)
+	}
+	return copyPath(client, src.path, remotePath)
+}
+
+// remoteStat returns nil, nil when path does not exist.
+func remoteStat(client *sftp.Client, path string) (fs.FileInfo, error) {
+	info, err := client.Stat(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("failed to stat remote path %s: %w", path, err)
+	}
+	return info, nil
+}
+
+// writeRemoteText writes a StringAsset to remotePath, which must not be a directory.
+func writeRemoteText(client *sftp.Client, text, remotePath string) error {
+	info, err := remoteStat(client, remotePath)
+	if err != nil {
+		return err
+	}
+	if info != nil && info.IsDir() {
+		return fmt.Errorf("remote path %s is a directory; when using a text asset, remotePath must be a file path", remotePath)
+	}
+	if err := makeParents(client, remotePath); err != nil {
+		return err
+	}
+	remote, err := client.Create(remotePath)
+	if err != nil {
+		return fmt.Errorf("failed to create remote file %s: %w", remotePath, err)
+	}
+	defer func() { _ = remote.Close() }()
+	if _, err := remote.Write([]byte(text)); err != nil {
+		return fmt.Errorf("failed to write text content to remote path %s: %w", remotePath, err)
 	}
 	return nil
 }
 
-func writeTar(a *archive.Archive, w io.Writer) error {
-	r, err := a.Open()
+func makeParents(client *sftp.Client, remotePath string) error {
+	if err := client.MkdirAll(filepath.Dir(remotePath)); err != nil {
+		return fmt.Errorf("failed to create parent directories for %s: %w", remotePath, err)
+	}
+	return nil
+}
+
+// copyPath copies a local file or directory. Where it lands:
+//
+//	source      remote path is a directory   does not exist         is a file
+//	file        remote/file                  remote (parents made)  remote, overwritten
+//	dir         remote/dir/...               remote/dir/...         error
+//	dir/        remote/...                   remote/...             error
+//
+// An archive file (.tgz, .zip) is a file: it is copied as is, not unpacked.
+func copyPath(client *sftp.Client, localPath, remotePath string) error {
+	// Opened rather than stat'ed, for upstream's "open <path>: ..." error.
+	local, err := os.Open(localPath)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = r.Close() }()
-	tw := tar.NewWriter(w)
-	for {
-		name, blob, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		data, err := io.ReadAll(blob)
-		_ = blob.Close()
-		if err != nil {
-			return err
-		}
-		mode := int64(0o644)
-		if a.Path != "" {
-			// Keep the file mode (executable bits) of files from a directory on disk.
-			if st, err := os.Stat(filepath.Join(a.Path, name)); err == nil && st.Mode().IsRegular() {
-				mode = int64(st.Mode().Perm())
+	info, err := local.Stat()
+	_ = local.Close()
+	if err != nil {
+		return err
+	}
+	existing, err := remoteStat(client, remotePath)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		dest := remotePath
+		switch {
+		case existing != nil && existing.IsDir():
+			dest = filepath.Join(remotePath, filepath.Base(localPath))
+		case existing == nil:
+			if err := makeParents(client, remotePath); err != nil {
+				return err
 			}
 		}
-		hdr := &tar.Header{Name: path.Clean(filepath.ToSlash(name)), Mode: mode, Size: int64(len(data))}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
+		return uploadFile(client, localPath, dest)
+	}
+
+	if existing == nil {
+		if err := client.MkdirAll(remotePath); err != nil {
+			return fmt.Errorf("failed to create remote directory %s: %w", remotePath, err)
 		}
 	}
-	return tw.Close()
+	dest := remotePath
+	// Without a trailing slash the directory itself is copied, as with cp -r and rsync.
+	if !strings.HasSuffix(localPath, "/") {
+		dest = filepath.Join(remotePath, filepath.Base(localPath))
+	}
+	return uploadTree(client, localPath, dest)
+}
+
+// uploadTree copies the tree under localDir into remoteDir, making directories as needed. Every
+// directory on the way, remoteDir included, must be a directory if it exists.
+func uploadTree(client *sftp.Client, localDir, remoteDir string) error {
+	return fs.WalkDir(os.DirFS(localDir), ".", func(rel string, entry fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		remote := filepath.Join(remoteDir, rel)
+		if !entry.IsDir() {
+			return uploadFile(client, filepath.Join(localDir, rel), remote)
+		}
+		existing, err := remoteStat(client, remote)
+		switch {
+		case err != nil:
+			return err
+		case existing == nil:
+			if err := client.Mkdir(remote); err != nil {
+				return fmt.Errorf("failed to create remote directory %s: %w", remote, err)
+			}
+		case !existing.IsDir():
+			return fmt.Errorf("remote path %s exists but is not a directory", remote)
+		}
+		return nil
+	})
+}
+
+func uploadFile(client *sftp.Client, localPath, remotePath string) error {
+	local, err := os.Open(localPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = local.Close() }()
+	remote, err := client.Create(remotePath)
+	if err != nil {
+		return fmt.Errorf("failed to create remote file %s: %w", remotePath, err)
+	}
+	defer func() { _ = remote.Close() }()
+	if _, err := remote.ReadFrom(local); err != nil {
+		return fmt.Errorf("failed to copy file %s to remote path %s: %w", localPath, remotePath, err)
+	}
+	return nil
 }
