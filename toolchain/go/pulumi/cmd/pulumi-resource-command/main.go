@@ -2,38 +2,27 @@
 //
 // It is NOT the upstream provider (github.com/pulumi/pulumi-command): the Go module proxy this
 // project can reach does not serve that module, so toolchain/bootstrap builds this one instead.
-// It implements the resources and functions of the npm package @pulumi/command (local.Command,
+// It implements the resources and functions of the npm package @pulumi/command 1.2.1 (local.Command,
 // local.run, remote.Command, remote.CopyToRemote, remote.CopyFile) with the same type tokens,
-// property names and lifecycle rules as upstream 1.x:
-//   - create runs on create; update (or create again, when update is unset) runs on any input
-//     change; delete runs on delete; a change of triggers replaces the resource;
-//   - stdout/stderr are captured with one trailing newline removed;
-//   - with addPreviousOutputInEnv (default true) the previous stdout/stderr are passed to update
-//     and delete as PULUMI_COMMAND_STDOUT / PULUMI_COMMAND_STDERR;
-//   - remote environment variables are sent with SSH "env" requests (the server must AcceptEnv them).
+// property names and lifecycle as upstream v1.2.1, which is built on pulumi-go-provider's infer
+// framework: schema.go (Check), diff.go (Diff), run.go (running commands), this file (the
+// resource lifecycle and the outputs recorded in state).
 //
 // Not implemented: assetPaths/archivePaths (local.Command and local.run fail if they are set).
 // Where a real pulumi-resource-command of the pinned version is installed, that one is used.
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strings"
-	"sync"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 
 	"sparks/toolchain/pulumi/internal/buildinfo"
 	"sparks/toolchain/pulumi/internal/provutil"
@@ -48,178 +37,206 @@ const (
 )
 
 func main() {
-	provutil.Serve("command", func(host *provider.HostClient) plugin.Provider {
-		return &commandProvider{Base: provutil.Base{Version: buildinfo.Command}, host: host}
+	provutil.Serve("command", func(host *provider.HostClient, work *provutil.Work) (pulumirpc.ResourceProviderServer, error) {
+		p := &commandProvider{Base: provutil.Base{Version: buildinfo.Command}, work: work}
+		if host != nil {
+			p.host = host
+		}
+		return diffServer{plugin.NewProviderServer(p)}, nil
 	})
 }
 
 type commandProvider struct {
 	provutil.Base
-	host *provider.HostClient
+	host engineHost     // nil in tests: nothing is logged
+	work *provutil.Work // the commands running now; nil in tests
 }
 
+func isCommand(t string) bool { return t == tLocalCommand || t == tRemoteCommand }
+
+// Check is infer's Check (schema.go); CopyToRemote adds its own source check.
 func (p *commandProvider) Check(_ context.Context, req plugin.CheckRequest) (plugin.CheckResponse, error) {
-	in := provutil.Props{M: req.News}
+	t := string(req.Type)
+	schema := inputSchemas[t]
+	if schema == nil || t == tLocalRun {
+		return plugin.CheckResponse{}, fmt.Errorf("unknown resource type %s", t)
+	}
+	inputs, failures := checkInputs(schema, req.News)
+	if t == tCopyToRemote {
+		failures = append(failures, checkCopySource(req.News["source"])...)
+	}
+	failures = append(failures, unsupported(t, req.News)...)
+	return plugin.CheckResponse{Properties: inputs, Failures: failures}, nil
+}
+
+// unsupported rejects assetPaths/archivePaths, which this stand-in does not implement.
+func unsupported(t string, in resource.PropertyMap) []plugin.CheckFailure {
+	if t != tLocalCommand && t != tLocalRun {
+		return nil
+	}
 	var fails []plugin.CheckFailure
-	require := func(k string) {
-		if !in.Has(k) {
-			fails = append(fails, plugin.CheckFailure{Property: resource.PropertyKey(k), Reason: "missing required property '" + k + "'"})
+	for _, k := range []string{"assetPaths", "archivePaths"} {
+		if (provutil.Props{M: in}).Has(k) {
+			fails = append(fails, plugin.CheckFailure{Property: resource.PropertyKey(k),
+				Reason: k + " is not supported by this project's stand-in command provider"})
 		}
 	}
-	switch string(req.Type) {
-	case tLocalCommand:
-		for _, k := range []string{"assetPaths", "archivePaths"} {
-			if in.Has(k) {
-				fails = append(fails, plugin.CheckFailure{Property: resource.PropertyKey(k),
-					Reason: k + " is not supported by this project's stand-in command provider"})
-			}
-		}
-	case tRemoteCommand:
-		require("connection")
-	case tCopyToRemote:
-		require("connection")
-		require("source")
-		require("remotePath")
-	case tCopyFile:
-		require("connection")
-		require("localPath")
-		require("remotePath")
-	default:
-		return plugin.CheckResponse{}, fmt.Errorf("unknown resource type %s", req.Type)
-	}
-	return plugin.CheckResponse{Properties: req.News, Failures: fails}, nil
+	return fails
 }
 
-// A change of triggers replaces the resource; any other input change is an update.
+// Diff: see diff.go (the rpc server answers Diff itself; this serves direct callers).
 func (p *commandProvider) Diff(_ context.Context, req plugin.DiffRequest) (plugin.DiffResponse, error) {
-	return provutil.Diff(req.OldInputs, req.NewInputs, func(k string) bool { return k == "triggers" }), nil
+	return diffInputs(string(req.Type), req.OldInputs, req.NewInputs, req.IgnoreChanges).result(), nil
 }
 
-func randomID(prefix string) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
+// commandOutputKeys are the outputs of a Command that are not inputs (local/base.go BaseOutputs,
+// remote/baseOutputs.go).
+var commandOutputKeys = []resource.PropertyKey{"stdout", "stderr", "assets", "archive"}
+
+// withOutputs is the state infer records for a Command: the inputs as checked (secret markers
+// kept) plus stdout and stderr, always present and never secret (infer only carries secretness
+// from an input to the output of the same name: infer/resource.go ensureDefaultSecrets).
+func withOutputs(inputs resource.PropertyMap, stdout, stderr resource.PropertyValue) resource.PropertyMap {
+	outs := inputs.Copy()
+	outs["stdout"] = stdout
+	outs["stderr"] = stderr
+	return outs
 }
 
-// outputsFor starts the outputs from the inputs (secret markers kept).
-func outputsFor(inputs resource.PropertyMap) resource.PropertyMap {
-	return provutil.Copy(inputs)
-}
-
-// setOutput stores a captured output, as a secret when any of the command's inputs is secret.
-func setOutput(outs resource.PropertyMap, in provutil.Props, k, v string) {
-	val := resource.NewStringProperty(v)
-	// The connection is always a secret; that alone does not make the output secret.
-	for _, s := range []string{"create", "update", "delete", "environment", "stdin"} {
-		if in.IsSecret(s) {
-			val = resource.MakeSecret(val)
-			break
-		}
-	}
-	outs[resource.PropertyKey(k)] = val
+func unknownString() resource.PropertyValue {
+	return resource.MakeComputed(resource.NewStringProperty(""))
 }
 
 func (p *commandProvider) Create(ctx context.Context, req plugin.CreateRequest) (plugin.CreateResponse, error) {
-	in := provutil.Props{M: req.Properties}
-	outs := outputsFor(req.Properties)
 	t := string(req.Type)
-	if req.Preview {
-		if t == tLocalCommand || t == tRemoteCommand {
-			outs["stdout"] = resource.MakeComputed(resource.NewStringProperty(""))
-			outs["stderr"] = resource.MakeComputed(resource.NewStringProperty(""))
+	in := provutil.Props{M: req.Properties}
+	switch {
+	case isCommand(t):
+		id, _ := resource.NewUniqueHex(req.Name, 8, 0)
+		if req.Preview {
+			// infer marks every output that does not mirror an input unknown in a create preview.
+			return plugin.CreateResponse{ID: resource.ID(id),
+				Properties: withOutputs(req.Properties, unknownString(), unknownString())}, nil
 		}
-		return plugin.CreateResponse{Properties: outs}, nil
-	}
-	var id string
-	switch t {
-	case tLocalCommand, tRemoteCommand:
-		id = randomID(req.Name)
 		stdout, stderr := "", ""
-		if cmd := in.String("create", ""); cmd != "" {
+		if in.Has("create") {
 			var err error
-			stdout, stderr, err = p.run(ctx, t, req.URN, in, cmd, nil)
-			if err != nil {
+			if stdout, stderr, err = p.run(ctx, t, req.URN, in, in.String("create", ""), nil); err != nil {
 				return plugin.CreateResponse{}, err
 			}
 		}
-		setOutput(outs, in, "stdout", stdout)
-		setOutput(outs, in, "stderr", stderr)
-	case tCopyToRemote, tCopyFile:
+		return plugin.CreateResponse{ID: resource.ID(id), Status: resource.StatusOK, Properties: withOutputs(
+			req.Properties, resource.NewStringProperty(stdout), resource.NewStringProperty(stderr))}, nil
+	case t == tCopyToRemote || t == tCopyFile:
+		// The state is the inputs; the id has no name prefix (remote/copyController.go, copyfileController.go).
+		if req.Preview {
+			return plugin.CreateResponse{Properties: req.Properties}, nil
+		}
 		if err := p.copy(ctx, req.URN, t, in); err != nil {
 			return plugin.CreateResponse{}, err
 		}
-		id = randomID(req.Name)
-	default:
-		return plugin.CreateResponse{}, fmt.Errorf("unknown resource type %s", t)
+		id, _ := resource.NewUniqueHex("", 8, 0)
+		return plugin.CreateResponse{ID: resource.ID(id), Properties: req.Properties, Status: resource.StatusOK}, nil
 	}
-	return plugin.CreateResponse{ID: resource.ID(id), Properties: outs, Status: resource.StatusOK}, nil
-}
-
-func previousEnv(in provutil.Props, old provutil.Props) map[string]string {
-	if !in.Bool("addPreviousOutputInEnv", true) {
-		return nil
-	}
-	return map[string]string{
-		"PULUMI_COMMAND_STDOUT": old.String("stdout", ""),
-		"PULUMI_COMMAND_STDERR": old.String("stderr", ""),
-	}
+	return plugin.CreateResponse{}, fmt.Errorf("unknown resource type %s", t)
 }
 
 func (p *commandProvider) Update(ctx context.Context, req plugin.UpdateRequest) (plugin.UpdateResponse, error) {
-	in := provutil.Props{M: req.NewInputs}
-	old := provutil.Props{M: req.OldOutputs}
-	outs := outputsFor(req.NewInputs)
 	t := string(req.Type)
-	switch t {
-	case tLocalCommand, tRemoteCommand:
+	in := provutil.Props{M: req.NewInputs}
+	switch {
+	case isCommand(t):
+		// The previous run's outputs stay unless a command runs (local/commandController.go Update).
+		outs := req.NewInputs.Copy()
+		for _, k := range commandOutputKeys {
+			if v, ok := req.OldOutputs[k]; ok {
+				outs[k] = v
+			}
+		}
 		if req.Preview {
-			outs["stdout"] = resource.MakeComputed(resource.NewStringProperty(""))
-			outs["stderr"] = resource.MakeComputed(resource.NewStringProperty(""))
+			if inputsChanged(inputSchemas[t], req.OldOutputs, req.NewInputs) {
+				for _, k := range commandOutputKeys {
+					if _, ok := outs[k]; ok {
+						outs[k] = resource.MakeComputed(resource.NewStringProperty(""))
+					}
+				}
+			}
 			return plugin.UpdateResponse{Properties: outs}, nil
 		}
 		cmd := in.String("update", "")
-		if cmd == "" {
+		if !in.Has("update") {
 			cmd = in.String("create", "")
 		}
-		stdout, stderr := old.String("stdout", ""), old.String("stderr", "")
-		if cmd != "" {
-			var err error
-			stdout, stderr, err = p.run(ctx, t, req.URN, in, cmd, previousEnv(in, old))
+		if in.Has("update") || in.Has("create") {
+			stdout, stderr, err := p.run(ctx, t, req.URN, in, cmd, req.OldOutputs)
 			if err != nil {
 				return plugin.UpdateResponse{}, err
 			}
+			outs["stdout"], outs["stderr"] = resource.NewStringProperty(stdout), resource.NewStringProperty(stderr)
 		}
-		setOutput(outs, in, "stdout", stdout)
-		setOutput(outs, in, "stderr", stderr)
-	case tCopyToRemote, tCopyFile:
-		if !req.Preview {
+		return plugin.UpdateResponse{Properties: outs, Status: resource.StatusOK}, nil
+	case t == tCopyToRemote:
+		// Copies again only when the source's hash or the remote path changed: a change of the
+		// connection alone records the new inputs and copies nothing (remote/copyController.go Update).
+		if !req.Preview && copyNeeded(req.OldOutputs, req.NewInputs) {
 			if err := p.copy(ctx, req.URN, t, in); err != nil {
 				return plugin.UpdateResponse{}, err
 			}
 		}
-	default:
-		return plugin.UpdateResponse{}, fmt.Errorf("unknown resource type %s", t)
+		return plugin.UpdateResponse{Properties: req.NewInputs, Status: resource.StatusOK}, nil
 	}
-	return plugin.UpdateResponse{Properties: outs, Status: resource.StatusOK}, nil
+	// CopyFile has no Update upstream: every change replaces it, so the engine never asks.
+	return plugin.UpdateResponse{}, status.Errorf(codes.Unimplemented, "Update is not implemented for resource %s", req.URN)
 }
 
+// inputsChanged is infer's test for marking a Command's own outputs unknown in an update preview
+// (infer/resource.go markComputed): some input is unknown, or differs from the value of the same
+// name in the old state (an input the old state lacks does not count).
+func inputsChanged(schema *objectSchema, oldState, news resource.PropertyMap) bool {
+	olds, nw := viaPropertyMap(oldState), viaPropertyMap(news)
+	for _, f := range schema.fields {
+		k := resource.PropertyKey(f.name)
+		if nw[k].ContainsUnknowns() {
+			return true
+		}
+		if old, had := olds[k]; had && !old.DeepEquals(nw[k]) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyNeeded compares the hashes of the old and new source, and the remote paths.
+func copyNeeded(olds, news resource.PropertyMap) bool {
+	hash := func(m resource.PropertyMap) string {
+		v, _ := peelSecret(m["source"])
+		switch {
+		case v.IsAsset():
+			return v.AssetValue().Hash
+		case v.IsArchive():
+			return v.ArchiveValue().Hash
+		}
+		return ""
+	}
+	o, n := provutil.Props{M: olds}, provutil.Props{M: news}
+	return hash(olds) != hash(news) || o.String("remotePath", "") != n.String("remotePath", "")
+}
+
+// Delete runs the delete command with the recorded state: its inputs, and its stdout/stderr as
+// PULUMI_COMMAND_STDOUT/STDERR. Copies are left in place, as upstream.
 func (p *commandProvider) Delete(ctx context.Context, req plugin.DeleteRequest) (plugin.DeleteResponse, error) {
 	t := string(req.Type)
-	if t != tLocalCommand && t != tRemoteCommand {
-		return plugin.DeleteResponse{Status: resource.StatusOK}, nil // copies are left in place, as upstream
-	}
-	// The state holds the inputs as well as stdout/stderr.
 	state := provutil.Props{M: req.Outputs}
-	cmd := state.String("delete", "")
-	if cmd == "" {
+	if !isCommand(t) || !state.Has("delete") {
 		return plugin.DeleteResponse{Status: resource.StatusOK}, nil
 	}
-	if _, _, err := p.run(ctx, t, req.URN, state, cmd, previousEnv(state, state)); err != nil {
+	if _, _, err := p.run(ctx, t, req.URN, state, state.String("delete", ""), req.Outputs); err != nil {
 		return plugin.DeleteResponse{}, err
 	}
 	return plugin.DeleteResponse{Status: resource.StatusOK}, nil
 }
 
+// Read returns the recorded inputs and state unchanged (infer's default Read): refresh changes nothing.
 func (p *commandProvider) Read(_ context.Context, req plugin.ReadRequest) (plugin.ReadResponse, error) {
 	return plugin.ReadResponse{
 		ReadResult: plugin.ReadResult{ID: req.ID, Inputs: req.Inputs, Outputs: req.State},
@@ -227,128 +244,22 @@ func (p *commandProvider) Read(_ context.Context, req plugin.ReadRequest) (plugi
 	}, nil
 }
 
+// Invoke is local.run: checked like a resource's inputs (no defaults apply), run, and returned as
+// the inputs plus stdout/stderr, secret only where the inputs were (infer/function.go Invoke).
 func (p *commandProvider) Invoke(ctx context.Context, req plugin.InvokeRequest) (plugin.InvokeResponse, error) {
 	if string(req.Tok) != tLocalRun {
 		return plugin.InvokeResponse{}, fmt.Errorf("unknown function %s", req.Tok)
 	}
-	in := provutil.Props{M: req.Args}
-	if !in.Has("command") {
-		return plugin.InvokeResponse{Failures: []plugin.CheckFailure{{Property: "command", Reason: "missing required property 'command'"}}}, nil
+	inputs, failures := checkInputs(localRunInputs, req.Args)
+	failures = append(failures, unsupported(tLocalRun, req.Args)...)
+	if len(failures) > 0 {
+		return plugin.InvokeResponse{Failures: failures}, nil
 	}
-	for _, k := range []string{"assetPaths", "archivePaths"} {
-		if in.Has(k) {
-			return plugin.InvokeResponse{}, fmt.Errorf("%s is not supported by this project's stand-in command provider", k)
-		}
-	}
+	in := provutil.Props{M: inputs}
 	stdout, stderr, err := p.run(ctx, tLocalCommand, "", in, in.String("command", ""), nil)
 	if err != nil {
 		return plugin.InvokeResponse{}, err
 	}
-	outs := outputsFor(req.Args)
-	setOutput(outs, in, "stdout", stdout)
-	setOutput(outs, in, "stderr", stderr)
-	return plugin.InvokeResponse{Properties: outs}, nil
-}
-
-// run executes cmd locally or over SSH, depending on the resource type.
-func (p *commandProvider) run(
-	ctx context.Context, t string, urn resource.URN, in provutil.Props, cmd string, extraEnv map[string]string,
-) (string, string, error) {
-	env := in.StringMap("environment")
-	if env == nil {
-		env = map[string]string{}
-	}
-	for k, v := range extraEnv {
-		env[k] = v
-	}
-	logMode := in.String("logging", "stdoutAndStderr")
-	var stdout, stderr bytes.Buffer
-	outW := io.Writer(&stdout)
-	errW := io.Writer(&stderr)
-	var logs []*lineLogger
-	if urn != "" && p.host != nil {
-		if logMode == "stdout" || logMode == "stdoutAndStderr" {
-			l := &lineLogger{ctx: ctx, host: p.host, urn: urn}
-			logs = append(logs, l)
-			outW = io.MultiWriter(&stdout, l)
-		}
-		if logMode == "stderr" || logMode == "stdoutAndStderr" {
-			l := &lineLogger{ctx: ctx, host: p.host, urn: urn}
-			logs = append(logs, l)
-			errW = io.MultiWriter(&stderr, l)
-		}
-	}
-	var err error
-	if t == tRemoteCommand {
-		err = runRemote(ctx, in.Object("connection"), cmd, env, in.String("stdin", ""), outW, errW)
-	} else {
-		err = runLocal(ctx, in, cmd, env, outW, errW)
-	}
-	for _, l := range logs {
-		l.flush()
-	}
-	so := strings.TrimSuffix(stdout.String(), "\n")
-	se := strings.TrimSuffix(stderr.String(), "\n")
-	if err != nil {
-		msg := fmt.Sprintf("%v: running %q", err, cmd)
-		if out := strings.TrimSpace(so + "\n" + se); out != "" {
-			msg += ":\n" + out
-		}
-		return so, se, errors.New(msg)
-	}
-	return so, se, nil
-}
-
-func runLocal(ctx context.Context, in provutil.Props, cmd string, env map[string]string, stdout, stderr io.Writer) error {
-	interp := in.Strings("interpreter")
-	if len(interp) == 0 {
-		interp = []string{"/bin/sh", "-c"}
-	}
-	args := append(append([]string{}, interp[1:]...), cmd)
-	c := exec.CommandContext(ctx, interp[0], args...)
-	c.Dir = in.String("dir", "")
-	c.Env = os.Environ()
-	for k, v := range env {
-		c.Env = append(c.Env, k+"="+v)
-	}
-	if in.Has("stdin") {
-		c.Stdin = strings.NewReader(in.String("stdin", ""))
-	}
-	c.Stdout = stdout
-	c.Stderr = stderr
-	return c.Run()
-}
-
-// lineLogger sends each complete line of output to the engine as a status message.
-type lineLogger struct {
-	ctx  context.Context
-	host *provider.HostClient
-	urn  resource.URN
-	mu   sync.Mutex
-	buf  bytes.Buffer
-}
-
-func (l *lineLogger) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(b)
-	for {
-		line, err := l.buf.ReadString('\n')
-		if err != nil {
-			l.buf.Reset()
-			l.buf.WriteString(line)
-			return len(b), nil
-		}
-		_ = l.host.LogStatus(l.ctx, diag.Info, l.urn, strings.TrimSuffix(line, "\n"))
-	}
-}
-
-func (l *lineLogger) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sc := bufio.NewScanner(&l.buf)
-	for sc.Scan() {
-		_ = l.host.LogStatus(l.ctx, diag.Info, l.urn, sc.Text())
-	}
-	l.buf.Reset()
+	return plugin.InvokeResponse{Properties: withOutputs(inputs,
+		resource.NewStringProperty(stdout), resource.NewStringProperty(stderr))}, nil
 }

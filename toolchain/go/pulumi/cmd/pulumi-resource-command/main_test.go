@@ -19,7 +19,7 @@ func TestRunLocal(t *testing.T) {
 	})}
 	out, errOut, err := p.run(context.Background(), tLocalCommand, "", in,
 		`echo "$GREETING $PULUMI_COMMAND_STDOUT $(pwd)"; cat; echo oops >&2`,
-		map[string]string{"PULUMI_COMMAND_STDOUT": "prev"})
+		resource.PropertyMap{"stdout": resource.NewStringProperty("prev")})
 	if err != nil {
 		t.Fatal(err)
 	}
