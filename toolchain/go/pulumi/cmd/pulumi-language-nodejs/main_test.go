@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/blang/semver"
 )
 
 func writeFile(t *testing.T, path, text string) {
@@ -16,30 +18,35 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-func TestResourcePackages(t *testing.T) {
-	dir := t.TempDir()
-	nm := filepath.Join(dir, "node_modules")
-	writeFile(t, filepath.Join(nm, "@pulumi", "random", "package.json"),
-		`{"name":"@pulumi/random","version":"4.21.2","pulumi":{"resource":true,"name":"random","version":"4.21.2"}}`)
-	writeFile(t, filepath.Join(nm, "@pulumi", "pulumi", "package.json"), `{"name":"@pulumi/pulumi","version":"3.270.0"}`)
-	// Nested copy of another version, and a package that declares no name.
-	writeFile(t, filepath.Join(nm, "x", "node_modules", "@pulumi", "command", "package.json"),
-		`{"name":"@pulumi/command","version":"1.2.1","pulumi":{"resource":true}}`)
-	writeFile(t, filepath.Join(nm, "x", "package.json"), `{"name":"x","version":"1.0.0"}`)
+// writeScript writes an executable /bin/sh script into dir under name.
+func writeScript(t *testing.T, dir, name, body string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	writeFile(t, path, "#!/bin/sh\n"+body)
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
 
-	deps, err := resourcePackages(dir)
+// pathWithFakes puts dir first on PATH (system tools stay reachable for the scripts).
+func pathWithFakes(t *testing.T, dir string) {
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+"/usr/bin:/bin")
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	for _, d := range deps {
-		if d.Kind != "resource" {
-			t.Fatalf("kind %q", d.Kind)
-		}
-		got[d.Name] = d.Version
+	return string(b)
+}
+
+func mustSemver(t *testing.T, s string) semver.Version {
+	t.Helper()
+	v, err := semver.Parse(s)
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := map[string]string{"random": "v4.21.2", "command": "v1.2.1"}
-	if len(got) != len(want) || got["random"] != want["random"] || got["command"] != want["command"] {
-		t.Fatalf("got %v want %v", got, want)
-	}
+	return v
 }
