@@ -3,8 +3,6 @@
 package buildinfo
 
 var (
-	// LanguageHost is the version of this project's pulumi-language-nodejs.
-	LanguageHost = "0.0.0-dev"
 	// Command is the @pulumi/command version the stand-in command provider reports.
 	Command = "0.0.0-dev"
 	// Random is the @pulumi/random version the stand-in random provider reports.

@@ -17,13 +17,16 @@ import (
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 )
 
-// Serve runs the provider made by mk as a resource provider plugin (prints the port, serves gRPC
-// until the engine hangs up). mk receives the engine's host client (for logging).
-func Serve(name string, mk func(host *provider.HostClient) plugin.Provider) {
-	err := provider.Main(name, func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return plugin.NewProviderServer(mk(host)), nil
-	})
-	if err != nil {
+// Serve runs a resource provider plugin: prints the port and serves gRPC until the engine hangs
+// up, or until the engine is gone (ExitWhenEngineGone: seconds after a SIGKILL of pulumi, where
+// the SDK's own health check would take up to 5 minutes); what is running then is stopped first
+// (Work). mk receives the engine's host client and that Work.
+func Serve(name string, mk func(host *provider.HostClient, work *Work) (pulumirpc.ResourceProviderServer, error)) {
+	work := NewWork()
+	ExitWhenEngineGone(work.StopAll)
+	if err := provider.Main(name, func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
+		return mk(host, work)
+	}); err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-resource-%s: %v\n", name, err)
 		os.Exit(1)
 	}
