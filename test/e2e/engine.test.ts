@@ -25,6 +25,67 @@ describe("a stack with no hosts", () => {
     });
 });
 
+/** Every process below `pid` now, by walking /proc's parent links. */
+function descendants(pid: number): number[] {
+    const parentOf = new Map<number, number>();
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            // The comm field may hold spaces: the parent PID is the second field after its ")".
+            const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+            parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        } catch { /* exited meanwhile */ }
+    }
+    const below: number[] = [];
+    const walk = (parent: number) => {
+        for (const [child, p] of parentOf) if (p === parent) { below.push(child); walk(child); }
+    };
+    walk(pid);
+    return below;
+}
+
+/** Whether `pid` still runs (a zombie has exited: it only waits for its parent to reap it). */
+function running(pid: number): boolean {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    } catch {
+        return false;
+    }
+}
+
+const commandLine = (pid: number) => {
+    try { return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim(); } catch { return ""; }
+};
+
+describe("pulumi killed with SIGKILL in the middle of an up", () => {
+    test("leaves no plugin process (language host, node program, providers, commands) alive after 30 s", async () => {
+        const stack = await TestStack.create("interrupted", {}, { program: path.join(__dirname, "programs", "interrupted") });
+        try {
+            const up = stack.start(["up", "--yes", "--skip-preview"]);
+            const wanted = ["pulumi-language-nodejs", "pulumi-resource-command", "pulumi-resource-random", "sleep 600"];
+            let plugins: number[] = [];
+            for (const deadline = Date.now() + 120_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+                plugins = descendants(up.pid!);
+                const lines = plugins.map(commandLine);
+                if (wanted.every((w) => lines.some((l) => l.includes(w)))) break;
+            }
+            expect(plugins.map(commandLine).join("\n")).toContain("sleep 600");
+            process.kill(up.pid!, "SIGKILL");
+            const killed = Date.now();
+            let alive = plugins;
+            while (alive.length > 0 && Date.now() - killed < 30_000) {
+                await new Promise((r) => setTimeout(r, 250));
+                alive = alive.filter(running);
+            }
+            console.log(`after SIGKILL of pulumi: ${plugins.length} plugin processes, all gone in ${((Date.now() - killed) / 1000).toFixed(1)} s`);
+            expect(alive.map((pid) => `${pid} ${commandLine(pid)}`)).toEqual([]);
+        } finally {
+            await stack.remove();
+        }
+    });
+});
+
 describe("the prod stack file", () => {
     test("previews without network: previews never contact hosts", async () => {
         const stack = await TestStack.create("prod", stackFileConfig("prod"));

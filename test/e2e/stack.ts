@@ -1,7 +1,7 @@
 // A Pulumi stack in a throwaway copy of this project, driven through the real `pulumi` CLI, in the
 // manner of Pulumi's own integration harness: its own file backend, its own stack file, and
 // helpers for the lifecycle (preview, up, preview-no-changes, edit, destroy).
-import { execFile } from "child_process";
+import { ChildProcess, execFile, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -79,6 +79,11 @@ export class TestStack {
     /** `pulumi ARGS` on this stack. */
     pulumi(args: string[], timeoutMs?: number): Promise<RunResult> {
         return this.exec([...args, "--non-interactive", "--stack", this.name], timeoutMs);
+    }
+
+    /** `pulumi ARGS` on this stack, started in the background (its output discarded). */
+    start(args: string[]): ChildProcess {
+        return spawn("pulumi", [...args, "--non-interactive", "--stack", this.name], { cwd: this.dir, env: this.env, stdio: "ignore" });
     }
 
     private exec(args: string[], timeoutMs?: number): Promise<RunResult> {
