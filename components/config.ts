@@ -305,6 +305,13 @@ function parseHostKey(f: Fields, env: ConfigEnvironment, problems: Problems): st
         problems.add(key, `${show(file ?? inline)} is not an SSH public host key ("ssh-ed25519 AAAA...")`);
         return "";
     }
+    if (type === "ssh-rsa") {
+        // pulumi-command (upstream, and our stand-in with it) asks for a pinned RSA key's SHA-1
+        // "ssh-rsa" signatures only, which OpenSSH 8.8 and later no longer offer: it could not connect.
+        problems.add(key, `${show(file ?? inline)} is an RSA host key, which the command provider verifies only with SHA-1 ` +
+            `signatures ("ssh-rsa") that OpenSSH 8.8 and later refuse; pin the host's ed25519 or ECDSA key instead`);
+        return "";
+    }
     return pinned;
 }
 

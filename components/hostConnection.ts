@@ -43,9 +43,16 @@ export function gateFailure(host: HostSpec, attempts: number, keyscanOutput: str
     const presented = line.split(/\s+/).slice(-2).join(" ");
     if (presented !== host.hostKey) {
         return `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
-            "If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub); otherwise treat this as an attack";
+            `If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_${hostKeyFileType(host.hostKey)}_key.pub); otherwise treat this as an attack`;
     }
     return undefined;
+}
+
+/** The type part of sshd's host key file name (ssh_host_TYPE_key.pub) for a pinned key. */
+function hostKeyFileType(hostKey: string): string {
+    const algorithm = hostKey.split(" ")[0];
+    if (algorithm.startsWith("ecdsa-")) return "ecdsa";
+    return algorithm.replace(/^ssh-/, "");
 }
 
 /** The connection for every remote command on `host`. */

@@ -2,7 +2,9 @@
 // Debian sshd does, and the stack pins each type in turn. The command provider must negotiate the
 // pinned key's algorithm (a Go SSH client otherwise picks ECDSA first and reports a mismatch), and
 // re-pinning the same server under another key type is a routine update. A wrong key of each
-// type is still refused.
+// type is still refused. An RSA key is refused by the config check before anything runs: upstream
+// pulumi-command asks for its SHA-1 "ssh-rsa" signatures only, which a stock bookworm sshd
+// (OpenSSH 9.2) does not offer, so no `up` could connect with it.
 import * as fs from "fs";
 import * as path from "path";
 import { LabHost, labDown, labUp } from "./lab";
@@ -10,7 +12,7 @@ import { mustSucceed, ROOT, TestStack } from "./stack";
 
 jest.setTimeout(10 * 60 * 1000);
 
-const KEY_TYPES = ["rsa", "ecdsa", "ed25519"];
+const KEY_TYPES = ["ecdsa", "ed25519"];
 
 describe("pinned host keys of every type on stock sshd hosts", () => {
     let hosts: LabHost[];
@@ -43,6 +45,17 @@ describe("pinned host keys of every type on stock sshd hosts", () => {
     test.each(KEY_TYPES)("up with the host's %s key pinned reaches the host", async (type) => {
         stack.setConfig(pinConfig(type));
         mustSucceed(`pulumi up (${type} pinned)`, await stack.up());
+        expect((await stack.outputs()).hostnames).toEqual({ [hosts[0].name]: hosts[0].name });
+    });
+
+    test("the host's own RSA key is refused before anything runs, saying which keys to pin", async () => {
+        stack.setConfig(pinConfig("rsa"));
+        const result = await stack.up();
+        expect(result.code).not.toBe(0);
+        expect(result.stdout + result.stderr).toContain(
+            `sparks:hosts[0].hostKeyFile: "${path.relative(ROOT, hosts[0].hostKeyFiles.rsa)}" is an RSA host key, which the command provider ` +
+            'verifies only with SHA-1 signatures ("ssh-rsa") that OpenSSH 8.8 and later refuse; pin the host\'s ed25519 or ECDSA key instead');
+        // The resources of the last good up are still there, unchanged.
         expect((await stack.outputs()).hostnames).toEqual({ [hosts[0].name]: hosts[0].name });
     });
 

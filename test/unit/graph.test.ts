@@ -125,6 +125,14 @@ describe("the host gate", () => {
         );
     });
 
+    test("says where on the server to read the new key, for the pinned key's type", () => {
+        const rsa = { ...host, hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ" };
+        const ecdsa = { ...host, hostKey: "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI" };
+        expect(gateFailure(host, 6, `10.0.0.11 ${KEY_B}\n`)).toContain("/etc/ssh/ssh_host_ed25519_key.pub");
+        expect(gateFailure(rsa, 6, `10.0.0.11 ${KEY_B}\n`)).toContain("/etc/ssh/ssh_host_rsa_key.pub");
+        expect(gateFailure(ecdsa, 6, `10.0.0.11 ${KEY_B}\n`)).toContain("/etc/ssh/ssh_host_ecdsa_key.pub");
+    });
+
     test("names a host that never answered, and the retry budget", () => {
         expect(gateFailure(host, 6, "")).toBe(
             "host spark-1 (10.0.0.11:22) did not answer ssh after 6 attempts: check that it is up and reachable, then run `pulumi up` again",
