@@ -7,12 +7,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, PgSettings, SshKey, SshSettings } from "./config";
 import { hostConnection } from "./hostConnection";
+import { requireName } from "./names";
 import { setupScript } from "./shell";
 
 /** This repo's host-side tools, installed on every host at /opt/sparks. */
 export const HOST_TOOLS_DIR = path.join(__dirname, "..", "host");
 /** Their version: one hash per run, shared by every host. */
 const HOST_TOOLS_HASH = contentHash(HOST_TOOLS_DIR);
+
+/** Where tools are staged on a host before tools.sh installs them (root-only; staging.sh). */
+export const STAGING_ROOT = "/var/lib/sparks/staging";
 
 /** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check. */
 const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "python3"];
@@ -55,6 +59,7 @@ export class SparksHost extends pulumi.ComponentResource {
 
     constructor(name: string, args: SparksHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("sparks:index:SparksHost", name, {}, opts);
+        requireName("sparks:index:SparksHost", name);
         const { host } = args;
         const toolsHash = HOST_TOOLS_HASH;
         this.spec = host;
@@ -79,14 +84,17 @@ export class SparksHost extends pulumi.ComponentResource {
             WIPE_ON_DELETE: String(host.pool.wipeOnDelete),
         }, [packages]);
         const kvm = step("kvm", {}, [packages]);
-        // The staging path carries the content hash: a changed tool is a fresh copy, never a merge.
-        const staging = `/var/tmp/sparks-tools-${toolsHash}`;
+        // Staged in a root-only 0700 directory, never a shared one such as /var/tmp. The path
+        // carries the content hash: a changed tool is a fresh copy, never a merge. The trailing
+        // "/" copies host/'s contents into the path rather than a host/ folder inside it.
+        const stagingRoot = step("staging", { STAGING_ROOT: STAGING_ROOT }, [packages]);
+        const staging = `${STAGING_ROOT}/tools-${toolsHash}`;
         const copy = new command.remote.CopyToRemote(`${name}-tools-copy`, {
             connection,
             source: new pulumi.asset.FileArchive(`${HOST_TOOLS_DIR}/`),
             remotePath: staging,
             triggers: identity,
-        }, { parent: this, dependsOn: [packages] });
+        }, { parent: this, dependsOn: [stagingRoot] });
         const tools = step("tools", {
             STAGING: staging,
             TOOLS_HASH: toolsHash,

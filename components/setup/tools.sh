@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Installs the host tools (this repo's host/ tree) from the staging copy, atomically, plus their
 # systemd units and config. Delete stops the services and removes all of it; pool data stays.
-# Vars: HOST, STAGING (where CopyToRemote put host/), TOOLS_HASH, POOL_DIR, PG_CONF (file content).
+# Vars: HOST, STAGING (where CopyToRemote put host/, inside the root-only directory staging.sh
+# made), TOOLS_HASH, POOL_DIR, PG_CONF (file content).
 set -euo pipefail
 dest=/opt/sparks
 fail() { echo "sparks setup: host $HOST: tools: $*" >&2; exit 1; }
 
+# A staged copy is installed only if nobody but root can have touched it: a real directory owned
+# by root inside the root-only 0700 staging directory, holding no symlinks and only root's files.
+check_staged() {
+    local root
+    root=$(dirname "$STAGING")
+    if [ -L "$root" ] || [ "$(stat -c '%u %a' "$root")" != "0 700" ]; then
+        fail "$root is not a root-owned 0700 directory; refusing to install tools staged there"
+    fi
+    if [ -L "$STAGING" ] || [ "$(stat -c %u "$STAGING")" != 0 ]; then
+        fail "$STAGING is a symlink or not owned by root; refusing to install it"
+    fi
+    local odd
+    odd=$(find "$STAGING" \( -type l -o ! -user root \) -print -quit)
+    [ -z "$odd" ] || fail "$odd in the staged copy is a symlink or not owned by root; refusing to install it"
+}
+
 case "$1" in
 create)
     if [ -d "$STAGING" ]; then
-        # sftp does not carry file modes over.
+        check_staged
+        # sftp does not carry file modes over. No symlinks (checked above): nothing is followed.
         chmod -R u=rwX,go=rX "$STAGING"
-        chmod 0755 "$STAGING"/bin/* "$STAGING"/libexec/*
+        find "$STAGING/bin" "$STAGING/libexec" -maxdepth 1 -type f -exec chmod 0755 {} +
         echo "$TOOLS_HASH" >"$STAGING/.content-hash"
         rm -rf "$dest.old"
         if [ -d "$dest" ]; then mv "$dest" "$dest.old"; fi

@@ -4,6 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { contentHash, HOST_TOOLS_DIR } from "../../components/sparksHost";
 import { verifyStack } from "../../scripts/verify";
 import { LabHost, labDown, labUp, onHost, setHostReachable } from "./lab";
 import { mustSucceed, ROOT, RunResult, TestStack } from "./stack";
@@ -12,7 +13,7 @@ jest.setTimeout(20 * 60 * 1000);
 
 // What Sparks may touch on a host, apart from installed packages: destroy must restore all of it.
 const HOST_STATE = [
-    "ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp 2>&1",
+    "ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp /var/lib 2>&1",
     "ls -1 /etc/sparks 2>&1 || true",
     "findmnt --noheadings --output TARGET,SOURCE,FSTYPE | sort",
     "blkid -p /dev/vdb || echo blank",
@@ -67,12 +68,38 @@ describe("the fleet on two lab hosts", () => {
         expect(await hostStates()).toEqual(firstState);
     });
 
+    // Where the tools used to be staged: a path any local user can compute and create first.
+    const oldStaging = `/var/tmp/sparks-tools-${contentHash(HOST_TOOLS_DIR)}`;
+    const asNobody = (script: string) => `setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c '${script}'`;
+
+    test("before the first up: a local user's planted tools are not installed, and a non-empty mount point is refused", async () => {
+        for (const host of hosts) {
+            await onHost(host, asNobody(`mkdir -p ${oldStaging}/bin && printf "#!/bin/sh\\necho planted\\n" >${oldStaging}/bin/planted && chmod 755 ${oldStaging}/bin/planted`));
+        }
+        await onHost(hosts[1], "mkdir -p /srv/sparks && touch /srv/sparks/keep-me");
+        const up = await stack.up();
+        expect(up.code).not.toBe(0);
+        expect(up.stdout + up.stderr).toContain(
+            "sparks setup: host spark-2: pool: /srv/sparks is not empty (it holds keep-me); refusing to mount the pool over it");
+        expect(await onHost(hosts[1], "ls /srv/sparks")).toBe("keep-me");
+        await onHost(hosts[1], "rm -r /srv/sparks");
+    });
+
     test("up sets both hosts up, and verify passes", async () => {
         expectOk(await timed("first up", () => stack.up()));
         const outputs = await stack.outputs();
         for (const host of hosts) expect(outputs.hosts[host.name].kvmApiVersion).toBe(12);
         const passed = await verifyStack(outputs);
         expect(passed).toContainEqual(expect.stringMatching(/^postgres app-review: diverges from app/));
+    });
+
+    test("the installed tools are root's alone, and the staging directory is closed to local users", async () => {
+        for (const host of hosts) {
+            expect(await onHost(host, "find /opt/sparks /usr/local/bin ! -user root -print; ls /usr/local/bin")).not.toMatch(/planted|\/opt\/sparks/);
+            expect(await onHost(host, "stat -c '%U %a' /var/lib/sparks/staging")).toBe("root 700");
+            expect(await onHost(host, `${asNobody("ls /var/lib/sparks/staging; mkdir /var/lib/sparks/staging/x")} 2>&1 || true`)).toMatch(/Permission denied/);
+            await onHost(host, `rm -r ${oldStaging}`);
+        }
     });
 
     test("a second preview and up change nothing", async () => {
