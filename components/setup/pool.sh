@@ -24,6 +24,18 @@ create)
     if [ -n "$mounted" ] && [ "$(realpath "$mounted")" != "$(realpath "$DEVICE")" ]; then
         fail "$MOUNT_POINT already has $mounted mounted on it, not $DEVICE"
     fi
+    # Never mount over something: a symlink, a file, or a directory that holds anything (config
+    # refuses system paths; this is the host's own word). Our own pool mounted there is fine.
+    if [ -z "$mounted" ]; then
+        if [ -L "$MOUNT_POINT" ] || { [ -e "$MOUNT_POINT" ] && [ ! -d "$MOUNT_POINT" ]; }; then
+            fail "$MOUNT_POINT is a symlink or a file; refusing to mount the pool there"
+        fi
+        if [ -d "$MOUNT_POINT" ]; then
+            held=$(find "$MOUNT_POINT" -mindepth 1 -maxdepth 1 -printf '%f\n' | head -n 3 | paste -sd' ')
+            [ -z "$held" ] ||
+                fail "$MOUNT_POINT is not empty (it holds $held); refusing to mount the pool over it. Set sparks:pool.mountPoint to an empty or new directory"
+        fi
+    fi
     install -d "$MOUNT_POINT"
     # An explicit mount unit: systemd skips fstab lines for block devices inside containers.
     cat >"/etc/systemd/system/$unit" <<UNIT
