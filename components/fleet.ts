@@ -1,4 +1,5 @@
 // The whole fleet from validated config: hosts first, then their databases, forks after sources.
+import * as pulumi from "@pulumi/pulumi";
 import { LoadedFleet } from "./config";
 import { SparksHost } from "./sparksHost";
 import { PgDatabase, PgFork, PgInstance } from "./sparkPg";
@@ -14,10 +15,15 @@ export function deployFleet(fleet: LoadedFleet) {
             host: hosts.get(instance.host)!, protect: fleet.pg.protectInstances,
         }));
     }
-    // Config order need not be dependency order: keep placing forks whose source exists.
+    // Config order need not be dependency order: keep placing forks whose source exists. A round
+    // that places nothing means a source that never appears (config refuses those; callers of
+    // this function need not have used it): stop there instead of spinning.
     let pending = fleet.forks;
     while (pending.length > 0) {
         const ready = pending.filter((fork) => databases.has(fork.source));
+        if (ready.length === 0) {
+            throw new pulumi.RunError(`forks without a source: ${pending.map((f) => `${f.name} (source ${f.source})`).join(", ")}`);
+        }
         for (const fork of ready) {
             databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)! }));
         }

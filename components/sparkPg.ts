@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
+import { requireName } from "./names";
 import { SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
 
@@ -28,6 +29,8 @@ export interface PgForkArgs extends PgDatabaseArgs {
  */
 function recordLineage(name: string): string {
     const sql = [
+        // IF NOT EXISTS says NOTICE when it skips; only warnings and errors are worth showing.
+        "SET client_min_messages = warning;",
         "SET ROLE spark;",
         "CREATE SCHEMA IF NOT EXISTS sparks_verify;",
         "CREATE TABLE IF NOT EXISTS sparks_verify.lineage (name text PRIMARY KEY, recorded timestamptz NOT NULL DEFAULT now());",
@@ -55,6 +58,8 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
     protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs & { source?: PgDatabase }, protect: boolean,
         opts?: pulumi.ComponentResourceOptions) {
         super(type, name, {}, opts);
+        // A public API: the name reaches SQL, paths and shell commands, whoever calls this.
+        requireName(type, name);
         this.databaseName = name;
         const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this });
         this.created = new command.remote.Command(`${name}-pg`, {

@@ -59,14 +59,14 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
     test("each host gets the same setup steps, in its own names", () => {
         for (const host of ["spark-1", "spark-2"]) {
             expect(run.made.filter((r) => r.name.startsWith(`${host}-`)).map((r) => r.name).sort()).toEqual(
-                ["kvm", "packages", "pool", "tools", "tools-copy", "verify"].map((s) => `${host}-${s}`),
+                ["kvm", "packages", "pool", "staging", "tools", "tools-copy", "verify"].map((s) => `${host}-${s}`),
             );
         }
     });
 
     test("every remote command pins the host key of its host", () => {
         const remote = run.made.filter((r) => r.type.startsWith("command:remote:"));
-        expect(remote).toHaveLength(2 * 6 + 3);
+        expect(remote).toHaveLength(2 * 7 + 3);
         for (const r of remote) {
             // pulumi-command marks the whole connection secret (it may hold a key).
             const connection = r.inputs.connection.value;
@@ -95,7 +95,7 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
     });
 
     test("each database records its name in its lineage table, for verify", () => {
-        expect(named("app-review-pg").inputs.create).toContain("\\set ON_ERROR_STOP on\nSET ROLE spark;");
+        expect(named("app-review-pg").inputs.create).toContain("\\set ON_ERROR_STOP on\nSET client_min_messages = warning; SET ROLE spark;");
         expect(named("app-review-pg").inputs.create).toMatch(/INSERT INTO sparks_verify.lineage \(name\) VALUES \('\\''app-review'\\''\)/);
     });
 
@@ -107,6 +107,36 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
         expect(run.hosts["spark-1"].kvmApiVersion).toBe(12);
         expect(run.postgres.app.uri).toMatch(/^postgresql:\/\/spark:pw-app-password@10\.0\.0\.12:\d+\/spark$/);
         expect(await pulumi.isSecret(run.exports.postgres.app.uri)).toBe(true);
+    });
+});
+
+describe("the components as a public API", () => {
+    beforeAll(async () => { await pulumi.runtime.setMocks({
+        newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
+        call: () => ({}),
+    }, "sparks", "unit", true); });
+
+    test("refuse a name that is not a Sparks name, whoever calls them", () => {
+        const { SparksHost } = require("../../components/sparksHost");
+        const { PgInstance } = require("../../components/sparkPg");
+        const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A,
+            pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false } };
+        const args = { host, ssh: { user: "root", agent: true, connectAttempts: 1 }, privateKey: undefined,
+            pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false } };
+        expect(() => new SparksHost("spark 1; reboot", args)).toThrow(
+            'sparks:index:SparksHost: "spark 1; reboot" is not a valid name (a-z, 0-9 and inner dashes, 2-32 long, starting with a letter)');
+        const sparksHost = new SparksHost("spark-1", args);
+        expect(() => new PgInstance("app'); DROP TABLE x; --", { host: sparksHost })).toThrow(
+            /^sparks:index:PgInstance: "app'\); DROP TABLE x; --" is not a valid name/);
+    });
+
+    test("a fork whose source never appears fails the run instead of spinning", () => {
+        const { deployFleet } = require("../../components/fleet");
+        expect(() => deployFleet({
+            ssh: { user: "root", agent: true, connectAttempts: 1 }, sshPrivateKey: undefined,
+            pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false },
+            hosts: [], postgres: [], forks: [{ name: "orphan", source: "nowhere", host: "spark-1" }],
+        })).toThrow("forks without a source: orphan (source nowhere)");
     });
 });
 
