@@ -144,3 +144,47 @@ mirror_origins() {
 mirror_apt_options() {
   apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date) ' || true
 }
+
+# Starts host NAME's container from what `up` made (rootfs, disk, device nodes, network namespace).
+# Its own session: a host outlives the verb that started it, and `down` stops it by PID.
+boot_host() {
+  local name=$1 root dir ns
+  root="$(host_root "$name")" dir="$(host_dir "$name")" ns="$(host_netns "$name")"
+  setsid unshare --mount --propagation private -- "$SPARKS_LAB_ROOT/lab/lib/boot-host" \
+    "$root" "$dir" "/run/netns/$ns" -- systemd-nspawn --boot --directory="$root" --machine="$name" \
+    --register=no --keep-unit --link-journal=no --console=read-only \
+    --network-namespace-path="/run/netns/$ns" --capability=all --resolv-conf=off \
+    --bind="$(<"$dir/loop"):/dev/vdb" --bind="$dir/kvm:/dev/kvm" --bind="$dir/btrfs-control:/dev/btrfs-control" \
+    </dev/null >>"$dir/console.log" 2>&1 9>&- &
+  echo "$!" >"$dir/nspawn.pid"
+}
+
+# Waits until every host answers ssh with its pinned key and systemd has finished booting.
+wait_ready() {
+  local boot_timeout="${SPARKS_LAB_BOOT_TIMEOUT:-120}"
+  [[ $boot_timeout =~ ^[0-9]+$ ]] || lab_die "SPARKS_LAB_BOOT_TIMEOUT '$boot_timeout' is not a number of seconds"
+  local deadline=$((SECONDS + boot_timeout)) pending=("$@") left name state failed
+  local -a ssh_opts
+  mapfile -t ssh_opts < <(lab_ssh_opts)
+  while [[ ${#pending[@]} -gt 0 ]]; do
+    left=()
+    for name in "${pending[@]}"; do
+      pid_alive "$(<"$(host_dir "$name")/nspawn.pid")" ||
+        lab_die "$name stopped while booting; see $(host_dir "$name")/console.log"
+      if state="$(ssh "${ssh_opts[@]}" -o ConnectTimeout=2 "root@$(host_addr "$(host_index "$name")")" \
+        systemctl is-system-running --wait 2>/dev/null)" || [[ -n $state ]]; then
+        if [[ $state != running ]]; then
+          failed="$(ssh "${ssh_opts[@]}" "root@$(host_addr "$(host_index "$name")")" \
+            systemctl list-units --failed --plain --no-legend | cut -d' ' -f1 | paste -sd' ')"
+          lab_die "$name booted '$state' (failed units: ${failed:-none})"
+        fi
+      else
+        left+=("$name")
+      fi
+    done
+    pending=("${left[@]+"${left[@]}"}")
+    [[ ${#pending[@]} -eq 0 ]] && break
+    ((SECONDS < deadline)) || lab_die "not ready after ${boot_timeout}s: ${pending[*]} (see .lab/hosts/NAME/console.log)"
+    sleep 0.2
+  done
+}
