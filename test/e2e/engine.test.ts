@@ -113,9 +113,9 @@ describe("a bad stack config", () => {
                 "sparks:ssh": { agent: true },
                 "sparks:pool": { device: "/dev/vdb" },
                 "sparks:hosts": [
-                    { name: "spark;1", address: "10.89.42.11", port: 70000, hostKey: "ssh-ed25519 AAAA" },
-                    { name: "spark-2", address: "10.89.42.12", port: "22", hostKey: "ssh-ed25519 AAAA" },
-                    { name: "spark-2", address: "10.89.42.13", hostKey: "ssh-ed25519 AAAA" },
+                    { name: "spark;1", address: "10.89.42.11", port: 70000, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+                    { name: "spark-2", address: "10.89.42.12", port: "22", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+                    { name: "spark-2", address: "10.89.42.13", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
                 ],
                 "sparks:postgres": [{ name: "a/b", host: "spark-2" }],
                 "sparks:colour": "blue",

@@ -2,21 +2,34 @@
 // exact message per problem.
 import * as fs from "fs";
 import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { ConfigEnvironment, parseFleetConfig } from "../../components/config";
+import { ConfigEnvironment, loadFleetConfig, parseFleetConfig, uriHost } from "../../components/config";
 
 const ROOT = path.resolve(__dirname, "../..");
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+// Real public keys (ssh-keygen), one per ECDSA curve.
+const ECDSA_KEYS = [
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBCS5aDSB99iVwCiZFs7GJ2wu1V/73MLrdDjywDhrkWlYDnebztt8KZrW2gAJOlhaTzGKEGL5/nfMFpNpfutHH0c=",
+    "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBBX1PGW3eyP5UcTFNqt3nCN8DsvO4VwkRVnsNtp8JS4Z8zlxVdCSqrjcsdb35+P5PhsHEQhLsfCjzg0YzkOU87kkT52F+tjgM88arIbDs7/+dKYhP8Ykxfk+OxcdYVnJGA==",
+    "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAF0Dam//mSpKkpb/Xs7ED9f87ejsCQRG23i6d8eDw1p/jxSPsW9mjTSimXFHx25JQmXazzAHQwqJNe1/rHRTMJt+gHEAj4+vpw3xonfc1NENNmmvp2mVyvM/k4vgBi9T/SNWv1OCtMYY8J/Ynb1LbC1qKqgzww6nz48CQiLMuhyi+Y3Bw==",
+];
+const ECDSA_DATA = ECDSA_KEYS[0].split(" ")[1];
+/** Shaped like an OpenSSH private key, holding none. */
+const PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\n";
+/** 68 characters of base64, like an ed25519 key's, that decode to text: no key, and maybe a token. */
+const NOT_A_KEY = Buffer.from("this is not a key at all, only some bytes of text!!").toString("base64");
 
-/** A fake project directory: the lab's key files exist, nothing else does. */
-const env: ConfigEnvironment = {
-    projectDir: "/project",
-    readFile: (file) => ({
-        "/project/.lab/ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n",
-        "/project/.lab/hosts/spark-1/ssh_host_ed25519_key.pub": `${HOST_KEY} root@spark-1\n`,
-        "/project/.lab/hosts/spark-2/ssh_host_ed25519_key.pub": `${HOST_KEY} root@spark-2\n`,
-    } as Record<string, string>)[file],
+const FILES: Record<string, string> = {
+    "/project/.lab/ssh/id_ed25519": PRIVATE_KEY,
+    "/project/.lab/ssh/id_ed25519.pub": `${HOST_KEY} lab\n`,
+    "/project/.lab/hosts/spark-1/ssh_host_ed25519_key.pub": `${HOST_KEY} root@spark-1\n`,
+    "/project/.lab/hosts/spark-2/ssh_host_ed25519_key.pub": `${HOST_KEY} root@spark-2\n`,
+    "/project/keys/two.pub": `${HOST_KEY} root@spark-1\n${ECDSA_KEYS[0]} root@spark-1\n`,
 };
+
+/** A fake project directory: the lab's key files exist, and a few bad ones; nothing else does. */
+const env: ConfigEnvironment = { projectDir: "/project", readFile: (file) => FILES[file] };
 
 function stackConfig(stack: string): Record<string, unknown> {
     return YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
@@ -82,6 +95,39 @@ describe("a good config", () => {
         ]);
     });
 
+    test.each(ECDSA_KEYS)("an ECDSA host key parses: %s", (hostKey) => {
+        const config: Record<string, any> = good();
+        config["sparks:hosts"][1].hostKey = `${hostKey} root@spark-2`;
+        expect(parseFleetConfig(config, env).fleet?.hosts[1].hostKey).toBe(hostKey);
+    });
+
+    test("IPv6 addresses, DNS names, stable device names and a host's own mount point parse", () => {
+        const config: Record<string, any> = good();
+        config["sparks:hosts"][0].address = "fd00:89:42::11";
+        config["sparks:hosts"][1].address = "spark-2.lab.example.com";
+        config["sparks:hosts"][1].pool = { device: "/dev/disk/by-path/pci-0000:00:1f.2-ata-1", mountPoint: "/mnt/pool-2" };
+        config["sparks:pool"].device = "/dev/disk/by-id/nvme-eui.0025388b91b3c2d1";
+        const { fleet, problems } = parseFleetConfig(config, env);
+        expect(problems).toEqual([]);
+        expect(fleet?.hosts.map((h) => [h.address, h.pool.device, h.pool.mountPoint])).toEqual([
+            ["fd00:89:42::11", "/dev/disk/by-id/nvme-eui.0025388b91b3c2d1", "/srv/sparks"],
+            ["spark-2.lab.example.com", "/dev/disk/by-path/pci-0000:00:1f.2-ata-1", "/mnt/pool-2"],
+        ]);
+    });
+
+    test("world-open CIDRs pass with sparks:pg.allowWorld", () => {
+        const config: Record<string, any> = good();
+        config["sparks:pg"] = { allow: ["0.0.0.0/0", "::/0"], allowWorld: true };
+        expect(parseFleetConfig(config, env).fleet?.pg.allow).toEqual(["0.0.0.0/0", "::/0"]);
+    });
+
+    test("a private key secret parses when stored as a secret", () => {
+        const config: Record<string, any> = good();
+        delete config["sparks:ssh"].privateKeyFile;
+        config["sparks:sshPrivateKey"] = PRIVATE_KEY;
+        expect(parseFleetConfig(config, env, ["sparks:sshPrivateKey"]).problems).toEqual([]);
+    });
+
     test("a config with no hosts is an empty fleet", () => {
         expect(parseFleetConfig({}, env)).toEqual({
             fleet: { ssh: { user: "root", agent: false, connectAttempts: 6, privateKeyFile: undefined }, hosts: [], pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true }, postgres: [], forks: [], devContainers: [], skillsRepo: undefined },
@@ -91,7 +137,8 @@ describe("a good config", () => {
 });
 
 type Change = (config: Record<string, any>) => void;
-const badCases: [string, Change, string[]][] = [
+/** Title, the change to the good config, the exact messages, and which keys are stored as secrets. */
+const badCases: [string, Change, string[], string[]?][] = [
     ["wrong type", (c) => { c["sparks:hosts"][0].port = "22"; },
         ['sparks:hosts[0].port: "22" is not a TCP port (1-65535)']],
     ["port out of range", (c) => { c["sparks:hosts"][1].port = 70000; },
@@ -124,8 +171,7 @@ const badCases: [string, Change, string[]][] = [
     ["missing host key file", (c) => { c["sparks:hosts"][0].hostKeyFile = ".lab/hosts/spark-9/key.pub"; },
         ['sparks:hosts[0].hostKeyFile: ".lab/hosts/spark-9/key.pub" does not exist (for the lab\'s hosts: run lab/sparks-lab up)']],
     ["key file outside the project", (c) => { c["sparks:ssh"].privateKeyFile = "../id_ed25519"; },
-        ['sparks:ssh.privateKeyFile: "../id_ed25519" must stay inside the project (no \'..\')',
-            'sparks:ssh.privateKeyFile: "../id_ed25519" does not exist (for the lab: run lab/sparks-lab up)']],
+        ['sparks:ssh.privateKeyFile: "../id_ed25519" must stay inside the project (no \'..\')']],
     ["two ways to log in", (c) => { c["sparks:ssh"].agent = true; },
         ["sparks:ssh: needs exactly one way to log in: sparks:sshPrivateKey (a secret), ssh.privateKeyFile or ssh.agent: true"]],
     ["no pool device", (c) => { delete c["sparks:pool"]; },
@@ -134,7 +180,7 @@ const badCases: [string, Change, string[]][] = [
     ["bad device", (c) => { c["sparks:pool"].device = "/dev/vdb; mkfs"; },
         ['sparks:pool.device: "/dev/vdb; mkfs" is not a device path under /dev']],
     ["mount point with ..", (c) => { c["sparks:pool"].mountPoint = "/srv/../etc"; },
-        ["sparks:pool.mountPoint: \"/srv/../etc\" is not an absolute path (letters, digits, _ . -; no part may start with '.')"]],
+        ["sparks:pool.mountPoint: \"/srv/../etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
     ["unknown host for an instance", (c) => { c["sparks:postgres"][0].host = "spark-9"; },
         ['sparks:postgres[0].host: "spark-9" is not a host in sparks:hosts']],
     ["unknown fork source", (c) => { c["sparks:forks"][0].source = "nope"; },
@@ -152,20 +198,172 @@ const badCases: [string, Change, string[]][] = [
             'sparks:postgres[0].host: "spark-1" is not a host in sparks:hosts']],
     ["dev containers are not deployable yet", (c) => { c["sparks:devContainers"] = [{ name: "alice", host: "spark-1" }]; },
         ["sparks:devContainers: dev containers are not deployable yet; remove this key for now"]],
+    // Never echo secrets or key material: errors end up in logs and CI output.
+    ["a private key pasted as a host key is not shown", (c) => { c["sparks:hosts"][1].hostKey = PRIVATE_KEY; },
+        ['sparks:hosts[1].hostKey: (value not shown: it looks like a private key) is not an SSH public host key ("ssh-ed25519 AAAA...")']],
+    ["a long base64 run that is no public key is not shown", (c) => { c["sparks:hosts"][1].hostKey = `ssh-ed25519 ${NOT_A_KEY}`; },
+        ["sparks:hosts[1].hostKey: (value not shown: it looks like key material) is not an SSH public host key (its key data is not a well-formed ssh-ed25519 key)"]],
+    ["no value of a key stored as a secret is shown", (c) => { c["sparks:hosts"][0].address = "10.0.0.1; rm -rf /"; c["sparks:hosts"][1].port = "22"; },
+        ["sparks:hosts[0].address: (value not shown: it is a secret) is not an IP address or DNS name",
+            "sparks:hosts[1].port: (value not shown: it is a secret) is not a TCP port (1-65535)"],
+        ["sparks:hosts"]],
+    // Host keys: one key, whose data is a key of the stated type.
+    ["a host key with no key data", (c) => { c["sparks:hosts"][1].hostKey = "ssh-ed25519"; },
+        ['sparks:hosts[1].hostKey: "ssh-ed25519" is not an SSH public host key (no key data after the type; pin the whole line of the server\'s host key file, e.g. /etc/ssh/ssh_host_ed25519_key.pub)']],
+    ["a host key file with a second key", (c) => { c["sparks:hosts"][0].hostKeyFile = "keys/two.pub"; },
+        ['sparks:hosts[0].hostKeyFile: "keys/two.pub" is not an SSH public host key (it has 2 lines; pin exactly one key)']],
+    ["an inline host key with a second line", (c) => { c["sparks:hosts"][1].hostKey = `${HOST_KEY}\nssh-ed25519 AAAA`; },
+        [`sparks:hosts[1].hostKey: "${HOST_KEY}\\nssh-ed25519 AAAA" is not an SSH public host key (it has 2 lines; pin exactly one key)`]],
+    ["host key data of another type", (c) => { c["sparks:hosts"][1].hostKey = `ssh-ed25519 ${ECDSA_DATA}`; },
+        [`sparks:hosts[1].hostKey: "ssh-ed25519 ${ECDSA_DATA}" is not an SSH public host key (its key data is an ecdsa-sha2-nistp256 key, not ssh-ed25519)`]],
+    ["an ECDSA key labelled with another curve", (c) => { c["sparks:hosts"][1].hostKey = `ecdsa-sha2-nistp384 ${ECDSA_DATA}`; },
+        [`sparks:hosts[1].hostKey: "ecdsa-sha2-nistp384 ${ECDSA_DATA}" is not an SSH public host key (its key data is an ecdsa-sha2-nistp256 key, not ecdsa-sha2-nistp384)`]],
+    ["host key data cut short", (c) => { c["sparks:hosts"][1].hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA"; },
+        ['sparks:hosts[1].hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA" is not an SSH public host key (its key data is not a well-formed ssh-ed25519 key)']],
+    // Addresses: what ssh, glibc and URIs will read the same way.
+    ["an IPv4-looking address out of range", (c) => { c["sparks:hosts"][0].address = "999.1.1.1"; },
+        ['sparks:hosts[0].address: "999.1.1.1" is not an IP address or DNS name (an IPv4 address is four numbers 0-255, without leading zeros)']],
+    ["an IPv4 address with a leading zero (octal to glibc)", (c) => { c["sparks:hosts"][0].address = "10.89.42.011"; },
+        ['sparks:hosts[0].address: "10.89.42.011" is not an IP address or DNS name (an IPv4 address is four numbers 0-255, without leading zeros)']],
+    ["a lone colon", (c) => { c["sparks:hosts"][0].address = ":"; },
+        ['sparks:hosts[0].address: ":" is not an IP address or DNS name (not a valid IPv6 address)']],
+    ["two IPv6 groups", (c) => { c["sparks:hosts"][0].address = "1:2"; },
+        ['sparks:hosts[0].address: "1:2" is not an IP address or DNS name (not a valid IPv6 address)']],
+    ["an IPv6 zone index", (c) => { c["sparks:hosts"][0].address = "fe80::1%eth0"; },
+        ['sparks:hosts[0].address: "fe80::1%eth0" is not an IP address or DNS name (a zone index such as %eth0 is not accepted)']],
+    ["the unspecified address", (c) => { c["sparks:hosts"][0].address = "0.0.0.0"; },
+        ['sparks:hosts[0].address: "0.0.0.0" is not an IP address or DNS name (it is the unspecified address, which names no host)']],
+    ["a DNS name in upper case", (c) => { c["sparks:hosts"][0].address = "Spark-1.example.com"; },
+        ['sparks:hosts[0].address: "Spark-1.example.com" is not an IP address or DNS name (write DNS names in lower case)']],
+    ["one IPv6 address spelled two ways", (c) => { c["sparks:hosts"][0].address = "::1"; c["sparks:hosts"][1].address = "0:0:0:0:0:0:0:1"; c["sparks:hosts"][1].port = 22; },
+        ['sparks:hosts[1].address: "0:0:0:0:0:0:0:1" port 22 is already used by sparks:hosts[0] ("::1" port 22)']],
+    ["one IPv6 address in two cases", (c) => { c["sparks:hosts"][0].address = "fd00::a"; c["sparks:hosts"][1].address = "FD00::A"; c["sparks:hosts"][0].port = 2222; },
+        ['sparks:hosts[1].address: "FD00::A" port 2222 is already used by sparks:hosts[0] ("fd00::a" port 2222)']],
+    ["an IPv4 address and its IPv6-mapped form", (c) => { c["sparks:hosts"][1].address = "::ffff:10.89.42.11"; c["sparks:hosts"][1].port = 22; },
+        ['sparks:hosts[1].address: "::ffff:10.89.42.11" port 22 is already used by sparks:hosts[0] ("10.89.42.11" port 22)']],
+    // Ports: every instance and fork on a host holds one.
+    ["too few ports for one host's databases", (c) => { c["sparks:pg"] = { ports: "5432-5433" }; },
+        ['sparks:pg.ports: "5432-5433" has 2 ports, but host spark-1 needs 3 (1 instance and 2 forks); widen the range']],
+    // The SSH private key, as a secret or a file: a private key, never shown.
+    ["an empty private key secret", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = ""; },
+        ["sparks:sshPrivateKey: is empty (store the key: pulumi config set --secret sparks:sshPrivateKey < keyfile)"],
+        ["sparks:sshPrivateKey"]],
+    ["a public key stored as the private key secret", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = HOST_KEY; },
+        ['sparks:sshPrivateKey: (value not shown: it is a secret) is not a private key (no "-----BEGIN ... PRIVATE KEY-----" block)'],
+        ["sparks:sshPrivateKey"]],
+    ["a private key in plain text", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = PRIVATE_KEY; },
+        ["sparks:sshPrivateKey: is stored in plain text; set it with `pulumi config set --secret sparks:sshPrivateKey < keyfile`"]],
+    ["a private key file that holds a public key", (c) => { c["sparks:ssh"].privateKeyFile = ".lab/ssh/id_ed25519.pub"; },
+        ['sparks:ssh.privateKeyFile: ".lab/ssh/id_ed25519.pub" holds no private key (no "-----BEGIN ... PRIVATE KEY-----" block)']],
+    // A refused file name is never read, so the message cannot tell whether the file exists.
+    ["a key file up and out of the project", (c) => { c["sparks:ssh"].privateKeyFile = "../../etc/shadow"; },
+        ['sparks:ssh.privateKeyFile: "../../etc/shadow" must stay inside the project (no \'..\')']],
+    ["an absolute key file name", (c) => { c["sparks:ssh"].privateKeyFile = "/etc/shadow"; },
+        ['sparks:ssh.privateKeyFile: "/etc/shadow" is not a file path (letters, digits, _ . / -)']],
+    // A key with a second colon is not the key before it.
+    ["a key with a second colon", (c) => { c["sparks:hosts:extra"] = []; },
+        ["sparks:hosts:extra: unknown key (known: sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
+    // The pool is mounted over its mount point: never a system directory.
+    ["the pool over /etc", (c) => { c["sparks:pool"].mountPoint = "/etc"; },
+        ["sparks:pool.mountPoint: \"/etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+    ["the pool over /srv itself", (c) => { c["sparks:pool"].mountPoint = "/srv"; },
+        ["sparks:pool.mountPoint: \"/srv\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+    ["a host's own pool over the host tools", (c) => { c["sparks:hosts"][0].pool = { mountPoint: "/opt/sparks" }; },
+        ["sparks:hosts[0].pool.mountPoint: \"/opt/sparks\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+    // Postgres open to the world only on purpose; CIDRs as networks.
+    ["pg open to every IPv4 address", (c) => { c["sparks:pg"] = { allow: ["0.0.0.0/0"] }; },
+        ['sparks:pg.allow[0]: "0.0.0.0/0" is open to the world (a prefix shorter than /8: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)']],
+    ["pg open to every IPv6 address", (c) => { c["sparks:pg"] = { allow: ["10.0.0.0/8", "::/0"], allowWorld: false }; },
+        ['sparks:pg.allow[1]: "::/0" is open to the world (a prefix shorter than /16: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)']],
+    ["pg open to a quarter of the IPv4 internet", (c) => { c["sparks:pg"] = { allow: ["64.0.0.0/2"] }; },
+        ['sparks:pg.allow[0]: "64.0.0.0/2" is open to the world (a prefix shorter than /8: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)']],
+    ["an IPv4 CIDR with host bits", (c) => { c["sparks:pg"] = { allow: ["10.89.42.1/24"] }; },
+        ['sparks:pg.allow[0]: "10.89.42.1/24" is not a CIDR like 10.0.0.0/24 (bits are set past the /24 prefix: the network is 10.89.42.0/24)']],
+    ["an IPv6 CIDR with host bits", (c) => { c["sparks:pg"] = { allow: ["fd00:1::1/64"] }; },
+        ['sparks:pg.allow[0]: "fd00:1::1/64" is not a CIDR like 10.0.0.0/24 (bits are set past the /64 prefix: the network is fd00:1::/64)']],
+    ["a CIDR prefix with a leading zero", (c) => { c["sparks:pg"] = { allow: ["10.0.0.0/08"] }; },
+        ['sparks:pg.allow[0]: "10.0.0.0/08" is not a CIDR like 10.0.0.0/24']],
+    // Paths that reach commands and unit files are normalized.
+    ["a device path with an empty part", (c) => { c["sparks:pool"].device = "/dev//vdb"; },
+        ['sparks:pool.device: "/dev//vdb" is not a device path under /dev']],
+    ["a device path with a trailing slash", (c) => { c["sparks:pool"].device = "/dev/vdb/"; },
+        ['sparks:pool.device: "/dev/vdb/" is not a device path under /dev']],
 ];
 
 describe("a bad config", () => {
-    test.each(badCases)("%s", (_title, change, expected) => {
-        const config = good();
+    test.each(badCases.map(([title, change, expected, secretKeys]) => [title, change, expected, secretKeys ?? []] as const))("%s", (_title, change, expected, secretKeys) => {
+        const config: Record<string, any> = good();
         change(config);
-        const result = parseFleetConfig(config, env);
+        const result = parseFleetConfig(config, env, secretKeys);
         expect(result.problems).toEqual(expected);
         expect(result.fleet).toBeUndefined();
     });
 
+    test.each(["/", "/etc", "/usr", "/var", "/var/tmp", "/var/lib", "/root", "/home", "/opt", "/opt/sparks", "/run",
+        "/run/postgresql", "/boot", "/dev", "/proc", "/sys", "/tmp", "/srv/", "/srv//sparks", "/mnt/./pool", "/data/../etc"])(
+        "the pool is never mounted at %s", (mountPoint) => {
+            const config: Record<string, any> = good();
+            config["sparks:pool"].mountPoint = mountPoint;
+            expect(parseFleetConfig(config, env).problems).toEqual([
+                `sparks:pool.mountPoint: ${JSON.stringify(mountPoint)} is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')`,
+            ]);
+        });
+
+    test("a refused file name is never read", () => {
+        const read: string[] = [];
+        const recording: ConfigEnvironment = { projectDir: "/project", readFile: (file) => { read.push(file); return FILES[file]; } };
+        const config: Record<string, any> = good();
+        config["sparks:ssh"].privateKeyFile = "../../etc/shadow";
+        config["sparks:hosts"][0].hostKeyFile = ".lab/../../../etc/ssh/ssh_host_ed25519_key";
+        config["sparks:hosts"][1] = { ...config["sparks:hosts"][1], hostKey: undefined, hostKeyFile: "/etc/shadow" };
+        expect(parseFleetConfig(config, recording).problems).toHaveLength(3);
+        expect(read).toEqual([]);
+    });
+
     test("every problem is reported at once", () => {
-        const config = good();
+        const config: Record<string, any> = good();
         for (const [, change] of badCases.slice(0, 5)) change(config);
         expect(parseFleetConfig(config, env).problems).toHaveLength(5);
+    });
+});
+
+describe("uriHost", () => {
+    test.each([
+        ["10.89.42.11", "10.89.42.11"],
+        ["fd00::11", "[fd00::11]"],
+        ["::ffff:10.0.0.1", "[::ffff:10.0.0.1]"],
+        ["spark-1.example.com", "spark-1.example.com"],
+    ])("%s is %s in a URI", (address, inUri) => {
+        expect(uriHost(address)).toBe(inUri);
+    });
+});
+
+describe("loading the config from Pulumi", () => {
+    // As the language host hands it over: values as text, and the keys stored as secrets.
+    function load(config: Record<string, unknown>, secretKeys: string[]): string {
+        pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])), secretKeys);
+        try {
+            loadFleetConfig();
+        } catch (error) {
+            return (error as Error).message;
+        }
+        throw new Error("the config was accepted");
+    }
+
+    const fleet = (host: Record<string, unknown>) => ({
+        "sparks:pool": { device: "/dev/vdb" },
+        "sparks:hosts": [{ name: "spark-1", address: "10.89.42.11", hostKey: HOST_KEY, ...host }],
+    });
+
+    test("never shows the value of a key set with --secret", () => {
+        const message = load({ ...fleet({ address: "hunter2.example.com; reboot" }), "sparks:ssh": { agent: true } }, ["sparks:hosts"]);
+        expect(message).toContain("sparks:hosts[0].address: (value not shown: it is a secret) is not an IP address or DNS name");
+        expect(message).not.toContain("hunter2");
+    });
+
+    test("never shows the private key secret", () => {
+        const message = load({ ...fleet({}), "sparks:sshPrivateKey": "hunter2 is no key" }, ["sparks:sshPrivateKey"]);
+        expect(message).toBe("invalid stack config, 1 problem(s):\n" +
+            '  sparks:sshPrivateKey: (value not shown: it is a secret) is not a private key (no "-----BEGIN ... PRIVATE KEY-----" block)');
     });
 });
