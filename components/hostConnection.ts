@@ -1,51 +1,56 @@
-// How the deployment reaches a host: the SSH connection every remote command uses, behind a
-// readiness gate that waits for sshd and checks the pinned host key before anything runs.
+// How the deployment reaches a host: the SSH connection every remote command uses, behind a gate
+// that checks the pinned host key once per `up` before any command reaches the host.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { HostSpec, SshKey, SshSettings } from "./config";
+import { HostSpec, SshKey, SshSettings, uriHost } from "./config";
 import { shellQuote } from "./shell";
 
+/** Seconds the gate waits for a host's sshd to answer: one probe, not a retry loop. */
+const PROBE_TIMEOUT_SECONDS = 3;
+/** Seconds each of the command provider's dial attempts may take. */
+const PER_DIAL_TIMEOUT_SECONDS = 10;
+
 /**
- * Waits (bounded, with backoff: 1, 2, 4, ... s) until the host presents an SSH host key, then
- * fails the run with a clear message if it is not the pinned one. pulumi-command's own
- * `hostKey` check then guards every connection; this gate is what turns "down" and "wrong key"
- * into messages that name the host and say what to do.
+ * Asks the host once, quickly, for its host key of the pinned type. A different key fails the run
+ * with a message that names the host and what to do (pulumi-command's own `hostKey` check would
+ * only say "host key mismatch"). A host that does not answer is not an error here: one warning
+ * names it, its resources with nothing to change go ahead without contacting it, and those that
+ * do change fail in the command provider after its own bounded retries. So a host that is down
+ * blocks only its own changes, and costs an `up` at most the probe's few seconds.
  *
  * It runs during `up` only: previews never contact hosts (prod's preview must stay offline).
  */
-function readyAddress(host: HostSpec, attempts: number): pulumi.Output<string> {
+function checkedAddress(host: HostSpec): pulumi.Output<string> {
     if (pulumi.runtime.isDryRun()) return pulumi.output(host.address);
     const keyType = host.hostKey.split(" ")[0];
-    const probe = [
-        `for attempt in $(seq 1 ${attempts}); do`,
-        `  if key=$(ssh-keyscan -T 5 -p ${host.port} -t ${keyType} ${shellQuote(host.address)} 2>/dev/null) && [ -n "$key" ]; then`,
-        `    printf '%s\\n' "$key"; exit 0`,
-        `  fi`,
-        `  [ "$attempt" -lt ${attempts} ] && sleep $((1 << (attempt - 1)))`,
-        `done`,
-        // Not answering is a verdict for the gate to word, not a failed invoke.
-        `exit 0`,
-    ].join("\n");
-    return command.local.runOutput({ command: probe }).apply((result) => {
-        const failure = gateFailure(host, attempts, result.stdout);
-        if (failure !== undefined) throw new pulumi.RunError(failure);
+    // Not answering is a verdict for the gate to word, not a failed invoke: always exit 0.
+    const probe = `ssh-keyscan -T ${PROBE_TIMEOUT_SECONDS} -p ${host.port} -t ${keyType} ${shellQuote(host.address)} 2>/dev/null; exit 0`;
+    return command.local.runOutput({ command: probe, logging: "none" }).apply((result) => {
+        const verdict = gateVerdict(host, result.stdout);
+        if (verdict.refuse !== undefined) throw new pulumi.RunError(verdict.refuse);
+        if (verdict.warn !== undefined) pulumi.log.warn(verdict.warn);
         return host.address;
     });
 }
 
-/** Why the gate refuses a host, given what ssh-keyscan printed ("" when it never answered). */
-export function gateFailure(host: HostSpec, attempts: number, keyscanOutput: string): string | undefined {
-    const where = `host ${host.name} (${host.address}:${host.port})`;
+/** What the gate makes of what ssh-keyscan printed ("" when the host did not answer). */
+export function gateVerdict(host: HostSpec, keyscanOutput: string): { refuse?: string; warn?: string } {
+    const where = `host ${host.name} (${uriHost(host.address)}:${host.port})`;
     const line = keyscanOutput.trim();
     if (line === "") {
-        return `${where} did not answer ssh after ${attempts} attempts: check that it is up and reachable, then run \`pulumi up\` again`;
+        return {
+            warn: `${where} did not answer ssh within ${PROBE_TIMEOUT_SECONDS} s: its resources with changes will fail ` +
+                "until it is back (check that it is up and reachable, then run `pulumi up` again); the rest go ahead",
+        };
     }
     const presented = line.split(/\s+/).slice(-2).join(" ");
     if (presented !== host.hostKey) {
-        return `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
-            `If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_${hostKeyFileType(host.hostKey)}_key.pub); otherwise treat this as an attack`;
+        return {
+            refuse: `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
+                `If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_${hostKeyFileType(host.hostKey)}_key.pub); otherwise treat this as an attack`,
+        };
     }
-    return undefined;
+    return {};
 }
 
 /** The type part of sshd's host key file name (ssh_host_TYPE_key.pub) for a pinned key. */
@@ -58,13 +63,14 @@ function hostKeyFileType(hostKey: string): string {
 /** The connection for every remote command on `host`. */
 export function hostConnection(host: HostSpec, ssh: SshSettings, privateKey: SshKey): command.types.input.remote.ConnectionArgs {
     return {
-        host: readyAddress(host, ssh.connectAttempts),
+        host: checkedAddress(host),
         port: host.port,
         user: host.user,
         hostKey: host.hostKey,
         privateKey,
-        // The gate above already waited for the host; a short retry covers a blip after it.
-        dialErrorLimit: 3,
-        perDialTimeout: 10,
+        // The provider's own retries wait for a host that is booting: connectAttempts dials in
+        // all, with a backoff of 100 ms growing 1.5x per attempt, each wait at most 5 s.
+        dialErrorLimit: ssh.connectAttempts - 1,
+        perDialTimeout: PER_DIAL_TIMEOUT_SECONDS,
     };
 }

@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
+import { uriHost } from "./config";
 import { requireName } from "./names";
 import { SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
@@ -73,7 +74,7 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
         this.source = args.source?.databaseName;
-        this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${args.host.spec.address}:${this.port}/spark`);
+        this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${uriHost(args.host.spec.address)}:${this.port}/spark`);
         this.registerOutputs({ port: this.port, uri: this.uri });
     }
 }
