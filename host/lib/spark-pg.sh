@@ -2,10 +2,12 @@
 # shellcheck disable=SC2034 # globals set here are read by the verbs that source this file
 # Helpers shared by the spark-pg verbs. Sourced, never run.
 #
-# An instance NAME is the btrfs subvolume $SPARK_PG_ROOT/NAME holding:
-#   data/           the PostgreSQL 15 data directory, WAL included, so one snapshot is consistent
-#   spark-pg.meta   KEY=value lines: NAME ID PORT SOURCE SOURCE_ID CREATED
-# The systemd unit spark-pg@NAME runs its postmaster. Nothing else is kept anywhere.
+# An instance NAME is the btrfs subvolume $SPARK_PG_ROOT/NAME (root's, 0755) holding:
+#   data/           the PostgreSQL 15 data directory, WAL included, so one snapshot is consistent;
+#                   the postgres user's: root never writes, reads or removes a path inside it
+#   spark-pg.meta   KEY=value lines: NAME ID PORT SOURCE SOURCE_ID CREATED OWNER STATUS
+# The systemd unit spark-pg@NAME runs its postmaster. Locks live in the root-only $RUN_DIR, the
+# host's TLS key and certificate in $TLS_DIR. Nothing else is kept anywhere.
 
 SPARK_PG_HOME=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 SPARK_PG_VERB=${0##*/spark-pg-}
@@ -13,7 +15,15 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_SOCKET_DIR=/run/postgresql
 UNIT_DIR=/etc/systemd/system
 SYSTEM_CONF=/etc/sparks/spark-pg.conf
+RUN_DIR=/run/spark-pg
+TLS_DIR=/etc/sparks/tls
+TLS_CERT=$TLS_DIR/server.crt
+TLS_KEY=$TLS_DIR/server.key
+# The names the certificate covers, one per line: compared as written, so no parsing of openssl's text.
+TLS_NAMES=$TLS_DIR/server.names
 NAME_RE='^[a-z][a-z0-9-]{0,30}[a-z0-9]$'
+# Who asked for an instance (a stack resource, e.g. sparks/dev/app-pg): creates by the same owner adopt.
+OWNER_RE='^[A-Za-z0-9._/:-]{1,200}$'
 # Bounds in seconds: a fork never waits long on its source, nor anyone on the allocation lock.
 CHECKPOINT_TIMEOUT=30
 LOCK_TIMEOUT=60
@@ -27,11 +37,12 @@ die() {
   exit 1
 }
 
-# Quote a string for a JSON document.
+# Quote a string for a JSON document (validated values, and PEM's newlines).
 json_str() {
   local s=$1
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
   printf '"%s"' "$s"
 }
 
@@ -45,9 +56,15 @@ now_ms() {
   local t=${EPOCHREALTIME/./}
   printf '%s' "$((t / 1000))"
 }
+# When the verb began: new's and fork's ready_ms count from here.
+STARTED_MS=$(now_ms)
 
 check_name() {
   [[ $1 =~ $NAME_RE ]] || die "invalid instance name '$(printable "$1")' (want ${NAME_RE})"
+}
+
+check_owner() {
+  [[ $1 =~ $OWNER_RE ]] || die "invalid owner '$(printable "$1")' (want ${OWNER_RE})"
 }
 
 # Untrusted text made safe to echo in an error line.
@@ -60,7 +77,7 @@ printable() {
 # /etc/sparks/spark-pg.conf (or $SPARK_PG_CONF): KEY=value lines, read as data, never sourced.
 #   SPARK_PG_ROOT         directory on the btrfs pool holding one subvolume per instance
 #   SPARK_PG_PORTS        port range, e.g. 5432-5499
-#   SPARK_PG_LISTEN       listen addresses, space separated (127.0.0.1 is always added)
+#   SPARK_PG_LISTEN       listen addresses (IPv4, IPv6, DNS names), space separated (127.0.0.1 is always added)
 #   SPARK_PG_ALLOW        CIDRs admitted over TCP with scram-sha-256, space separated (optional)
 #   SPARK_PG_MIN_FREE_MB  free space the pool must keep for new instances and forks (default 512)
 
@@ -85,7 +102,7 @@ load_config() {
         ((1024 <= PORT_MIN && PORT_MIN <= PORT_MAX && PORT_MAX <= 65535)) ||
           die "$conf:$n: SPARK_PG_PORTS must lie within 1024-65535, low first" ;;
       SPARK_PG_LISTEN)
-        read -r -a LISTEN <<<"$value"
+        read -r -a LISTEN <<<"${value,,}"
         local a
         for a in "${LISTEN[@]}"; do valid_address "$a" || die "$conf:$n: bad listen address '$(printable "$a")'"; done ;;
       SPARK_PG_ALLOW)
@@ -115,8 +132,15 @@ valid_ipv6() {
   [[ $1 =~ ^[0-9A-Fa-f:]{2,39}$ && $1 == *:*:* ]]
 }
 
+# A host name (RFC 1123 labels, lower case); the last label starts with a letter, so a mistyped
+# IPv4 address is never taken for a name.
+valid_dns_name() {
+  local label='[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?'
+  ((${#1} <= 253)) && [[ $1 =~ ^($label\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ ]]
+}
+
 valid_address() {
-  valid_ipv4 "$1" || valid_ipv6 "$1"
+  valid_ipv4 "$1" || valid_ipv6 "$1" || valid_dns_name "$1"
 }
 
 valid_cidr() {
@@ -125,12 +149,12 @@ valid_cidr() {
   if valid_ipv4 "$addr"; then ((10#$bits <= 32)); else valid_ipv6 "$addr" && ((10#$bits <= 128)); fi
 }
 
-# The address a client on the network uses: the first non-loopback listen address.
-public_address() {
+# The host a client on the network uses: the first non-loopback listen address (or name).
+public_host() {
   local a
   for a in "${LISTEN[@]}"; do
-    [[ $a == 127.* || $a == ::1 ]] && continue
-    if [[ $a == *:* ]]; then printf '[%s]' "$a"; else printf '%s' "$a"; fi
+    [[ $a == 127.* || $a == ::1 || $a == localhost ]] && continue
+    printf '%s' "$a"
     return 0
   done
   printf '127.0.0.1'
@@ -146,6 +170,53 @@ require_root() {
   [ "$(stat -f -c %T "$ROOT")" = btrfs ] || die "$ROOT is not on a btrfs filesystem"
 }
 
+# --- root-only state --------------------------------------------------------------------------
+
+# RUN_DIR holds the locks: root's, 0700, so no other user can open (and so hold) one. Refused if
+# anything else is there, a symlink above all.
+ensure_run_dir() {
+  [ -e "$RUN_DIR" ] || [ -L "$RUN_DIR" ] || mkdir -m 0700 "$RUN_DIR" 2>/dev/null || true
+  if [ -L "$RUN_DIR" ] || [ ! -d "$RUN_DIR" ] || [ "$(stat -c '%u %a' "$RUN_DIR")" != "0 700" ]; then
+    die "$RUN_DIR is not a root-only directory (root's, 0700, not a symlink); refusing to use it"
+  fi
+}
+
+# The allocation lock serialises name checks, port choice and subvolume creation across verbs.
+take_lock() {
+  ensure_run_dir
+  exec {LOCK_FD}>>"$RUN_DIR/alloc.lock"
+  flock -w "$LOCK_TIMEOUT" "$LOCK_FD" || die "timed out waiting for $RUN_DIR/alloc.lock"
+}
+
+release_lock() {
+  exec {LOCK_FD}>&-
+}
+
+# NAME's own lock, held by a verb that creates, adopts or destroys NAME for its whole run (taken
+# before the allocation lock). The kernel drops it when its holder dies, so a held lock means a
+# live creator, and a partial instance whose lock is free was left by a dead one.
+take_name_lock() {
+  ensure_run_dir
+  exec {NAME_LOCK_FD}>>"$RUN_DIR/$1.lock"
+  flock -w "$LOCK_TIMEOUT" "$NAME_LOCK_FD" || die "timed out waiting for '$1' (another spark-pg is changing it)"
+}
+
+# True while another process holds NAME's lock (so a partial NAME is still being made).
+name_busy() {
+  local fd busy=1
+  [ -O "$RUN_DIR" ] && [ -f "$RUN_DIR/$1.lock" ] || return 1
+  exec {fd}<"$RUN_DIR/$1.lock"
+  flock -n -s "$fd" || busy=0
+  exec {fd}<&-
+  return "$busy"
+}
+
+# Fault injection for the tests: SPARK_PG_FAULT=STEP makes the verb kill -9 itself at that step,
+# as an OOM kill or a crash would, leaving what it made so far. Honoured for root only.
+fault_point() {
+  if [ "${SPARK_PG_FAULT:-}" = "$1" ] && ((EUID == 0)); then kill -9 $$; fi
+}
+
 # --- instances --------------------------------------------------------------------------------
 
 inst_dir() { printf '%s/%s' "$ROOT" "$1"; }
@@ -153,97 +224,180 @@ data_dir() { printf '%s/%s/data' "$ROOT" "$1"; }
 meta_file() { printf '%s/%s/spark-pg.meta' "$ROOT" "$1"; }
 unit_name() { printf 'spark-pg@%s.service' "$1"; }
 
-# An instance is a subvolume (inode 256 is a subvolume's root on btrfs) with a metadata file.
-is_instance() {
-  [ -f "$(meta_file "$1")" ] && [ "$(stat -c %i "$(inst_dir "$1")")" = 256 ]
+# A subvolume's root directory is inode 256 on btrfs.
+is_subvolume() {
+  [ ! -L "$1" ] && [ "$(stat -c %i "$1" 2>/dev/null)" = 256 ]
 }
 
-require_instance() {
-  is_instance "$1" || die "no instance named '$1'"
-}
-
-# Instance names, sorted.
+# Every subvolume under ROOT with an instance's name, whole or not, sorted.
 instance_names() {
   local d n
   for d in "$ROOT"/*/; do
     n=${d%/}
     n=${n##*/}
-    [[ $n =~ $NAME_RE ]] && [ -f "$d/spark-pg.meta" ] && printf '%s\n' "$n"
+    [[ $n =~ $NAME_RE ]] && is_subvolume "$ROOT/$n" && printf '%s\n' "$n"
   done
   return 0
 }
 
-# Reads spark-pg.meta of NAME into META_* variables; a bad value is an error, never used.
+# A whole instance, or dies naming why not.
+require_instance() {
+  is_subvolume "$(inst_dir "$1")" || die "no instance named '$1'"
+  read_meta "$1"
+  [ "$META_HEALTH" = ok ] || die "'$1' is broken ($META_PROBLEM); destroy it"
+}
+
+# Reads spark-pg.meta of NAME into META_* and never fails. META_HEALTH says what was found:
+#   ok       a whole instance
+#   partial  a create that has not finished: no metadata yet, its source's (a fork's snapshot
+#            before its own is written), or STATUS=creating; never held data of its own
+#   corrupt  metadata that does not parse: a whole instance, perhaps, whose record is damaged
+# META_PORT stays set whenever the recorded port parses, so its port is never handed out again.
 read_meta() {
-  local file line
-  file=$(meta_file "$1")
-  META_ID='' META_PORT='' META_SOURCE='' META_SOURCE_ID='' META_CREATED=''
+  local name=$1 file line uuid='^[0-9a-f-]{36}$'
+  file=$(meta_file "$name")
+  META_NAME='' META_ID='' META_PORT='' META_SOURCE='' META_SOURCE_ID='' META_CREATED='' META_OWNER=''
+  META_STATUS=ready META_HEALTH=ok META_PROBLEM=''
+  if [ ! -f "$file" ]; then
+    META_HEALTH=partial META_PROBLEM='no metadata: its create was interrupted'
+    return 0
+  fi
   while IFS= read -r line; do
     case $line in
+      NAME=*) META_NAME=${line#*=} ;;
       ID=*) META_ID=${line#*=} ;;
       PORT=*) META_PORT=${line#*=} ;;
       SOURCE=*) META_SOURCE=${line#*=} ;;
       SOURCE_ID=*) META_SOURCE_ID=${line#*=} ;;
       CREATED=*) META_CREATED=${line#*=} ;;
+      OWNER=*) META_OWNER=${line#*=} ;;
+      STATUS=*) META_STATUS=${line#*=} ;;
     esac
-  done <"$file"
-  local uuid='^[0-9a-f-]{36}$'
-  [[ $META_ID =~ $uuid && $META_PORT =~ ^[0-9]{4,5}$ && $META_CREATED =~ ^[0-9T:Z-]{20}$ &&
-    ($META_SOURCE == '' || $META_SOURCE =~ $NAME_RE) &&
-    ($META_SOURCE_ID == '' || $META_SOURCE_ID =~ $uuid) ]] || die "$file: invalid metadata"
-}
-
-# Writes stdin to FILE atomically; a failed write is one error line, a full pool named as such.
-write_file() {
-  local file=$1 err
-  if ! err=$(cat 2>&1 >"$file.tmp") || ! err=$(mv -f "$file.tmp" "$file" 2>&1); then
-    rm -f "$file.tmp"
-    [[ $err == *"No space left"* ]] && die "pool full: cannot write $file"
-    die "cannot write $file: ${err##*: }"
+  done <"$file" || true
+  [[ $META_PORT =~ ^[0-9]{4,5}$ ]] || META_PORT=''
+  if ! [[ $META_NAME =~ $NAME_RE && $META_ID =~ $uuid && -n $META_PORT && $META_CREATED =~ ^[0-9T:Z-]{20}$ &&
+    ($META_SOURCE == '' || $META_SOURCE =~ $NAME_RE) && ($META_SOURCE_ID == '' || $META_SOURCE_ID =~ $uuid) &&
+    ($META_OWNER == '' || $META_OWNER =~ $OWNER_RE) && $META_STATUS =~ ^(creating|ready)$ ]]; then
+    META_NAME='' META_ID='' META_SOURCE='' META_SOURCE_ID='' META_CREATED='' META_OWNER=''
+    META_HEALTH=corrupt META_PROBLEM="invalid metadata in $file"
+  elif [ "$META_NAME" != "$name" ]; then
+    # The source's record, copied by the snapshot: none of it (its port included) is this one's.
+    META_NAME='' META_ID='' META_PORT='' META_SOURCE='' META_SOURCE_ID='' META_CREATED='' META_OWNER=''
+    META_HEALTH=partial META_PROBLEM='a snapshot without its own metadata: its fork was interrupted'
+  elif [ "$META_STATUS" = creating ]; then
+    META_HEALTH=partial META_PROBLEM='its create was interrupted'
   fi
 }
 
-# write_meta NAME ID PORT SOURCE SOURCE_ID CREATED
+# Writes stdin to FILE through a temp file made beside it with O_EXCL, then renamed over FILE:
+# readers see the old file or the new one, never part of one, and nothing anyone planted next to
+# FILE (a FILE.tmp symlink, say) is followed. Runs in the caller's identity; see write_file.
+atomic_write() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX") || return 1
+  if cat >"$tmp" && chmod "$2" "$tmp" && mv -fT "$tmp" "$1"; then return 0; fi
+  rm -f "$tmp"
+  return 1
+}
+
+# write_file FILE MODE [COMMAND...]: stdin to FILE atomically. Root writes only into root's
+# directories; a file inside a data directory is written by its owner: COMMAND is as_postgres.
+# A failure is one error line, a full pool named as such.
+write_file() {
+  local file=$1 mode=$2 err
+  shift 2
+  if (($#)); then
+    err=$("$@" bash -c "$(declare -f atomic_write)"'; atomic_write "$@"' atomic_write "$file" "$mode" 2>&1)
+  else
+    err=$(atomic_write "$file" "$mode" 2>&1)
+  fi || {
+    [[ $err == *"No space left"* ]] && die "pool full: cannot write $file"
+    die "cannot write $file: $(printf '%s\n' "$err" | tail -n 1)"
+  }
+}
+
+# write_meta NAME STATUS: NAME's record from the META_* values; STATUS is creating until its
+# verb has finished, then ready.
 write_meta() {
-  printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nCREATED=%s\n' "$@" | write_file "$(meta_file "$1")"
+  printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nCREATED=%s\nOWNER=%s\nSTATUS=%s\n' "$1" "$META_ID" \
+    "$META_PORT" "$META_SOURCE" "$META_SOURCE_ID" "$META_CREATED" "$META_OWNER" "$2" | write_file "$(meta_file "$1")" 0644
 }
 
 new_id() { cat /proc/sys/kernel/random/uuid; }
 utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
-# Names of the instances forked from the instance with ID $1.
+# Names of the whole instances forked from the instance with ID $1.
 forks_of() {
   local n
   while IFS= read -r n; do
     read_meta "$n"
-    [ "$META_SOURCE_ID" = "$1" ] && printf '%s\n' "$n"
+    [ "$META_HEALTH" = ok ] && [ "$META_SOURCE_ID" = "$1" ] && printf '%s\n' "$n"
   done < <(instance_names)
   return 0
 }
 
+# Stops NAME's unit and deletes its subvolume: destroy, and the clean-up of a partial create.
+remove_instance() {
+  stop_unit "$1"
+  postmaster_running "$1" && die "'$1' is running outside systemd; stop that postmaster first"
+  btrfs_run subvolume delete "$(inst_dir "$1")"
+}
+
+# Called by new and fork with NAME's lock held, before anything is made. Sets EXISTING:
+#   none   NAME is free (a partial create by the same owner, or by an unknown one, was removed)
+#   adopt  NAME is a whole instance made for OWNER from SOURCE: an interrupted or repeated
+#          create by the same requester, to be finished rather than refused
+# Any other NAME is refused: a create never touches what someone else made.
+check_existing() {
+  local name=$1 owner=$2 source=$3
+  EXISTING=none
+  [ -e "$(inst_dir "$name")" ] || [ -L "$(inst_dir "$name")" ] || return 0
+  is_subvolume "$(inst_dir "$name")" || die "'$name' already exists"
+  read_meta "$name"
+  case $META_HEALTH in
+    ok)
+      if [ -z "$owner" ] || [ "$META_OWNER" != "$owner" ]; then die "'$name' already exists"; fi
+      [ "$META_SOURCE" = "$source" ] ||
+        die "'$name' already exists, made from '${META_SOURCE:-nothing}', not '${source:-nothing}'"
+      EXISTING=adopt ;;
+    partial)
+      [ -z "$META_OWNER" ] || [ "$META_OWNER" = "$owner" ] || die "'$name' already exists"
+      remove_instance "$name" ;;
+    *) die "'$name' already exists and is broken ($META_PROBLEM); destroy it first" ;;
+  esac
+}
+
+# Brings up a whole instance (META_* read), for start and adoption: postgresql.conf and pg_hba.conf
+# rewritten as this spark-pg writes them (so an instance made before TLS gets it), the unit
+# enabled and running (a failed one, a crash loop past its limit, started afresh), the settings
+# reloaded, role spark's password set if PASSWORD is.
+bring_up_instance() {
+  local name=$1
+  ensure_cert
+  write_postgresql_conf "$name" "$META_PORT"
+  write_hba "$name" open
+  ensure_unit
+  systemctl reset-failed "$(unit_name "$name")" >/dev/null 2>&1 || true
+  start_unit "$name"
+  {
+    [ -z "$PASSWORD" ] || password_sql "$PASSWORD"
+    printf 'SELECT pg_reload_conf();\n'
+  } | pg_sql "$META_PORT" postgres >/dev/null 2>&1 || die "could not finish '$name' (password or reload)"
+}
+
 # --- allocation (callers hold the lock) -------------------------------------------------------
-
-# Serialises name checks, port choice and subvolume creation across concurrent verbs.
-take_lock() {
-  exec {LOCK_FD}>>"$ROOT/.spark-pg.lock"
-  flock -w "$LOCK_TIMEOUT" "$LOCK_FD" || die "timed out waiting for $ROOT/.spark-pg.lock"
-}
-
-release_lock() {
-  exec {LOCK_FD}>&-
-}
 
 port_listening() {
   [ -n "$(ss -Hltn "sport = :$1")" ] || [ -e "$PG_SOCKET_DIR/.s.PGSQL.$1" ]
 }
 
-# The lowest port in the range that no instance records and nothing on the host listens on.
+# The lowest port in the range that no instance (whole or not) records and nothing listens on.
 allocate_port() {
   local -A taken=()
   local n p
   while IFS= read -r n; do
     read_meta "$n"
-    taken[$META_PORT]=1
+    [ -z "$META_PORT" ] || taken[$META_PORT]=1
   done < <(instance_names)
   for ((p = PORT_MIN; p <= PORT_MAX; p++)); do
     [ -n "${taken[$p]:-}" ] && continue
@@ -269,18 +423,23 @@ require_free_space() {
   ((avail_mb >= MIN_FREE_MB)) || die "pool full: ${avail_mb} MiB free on $ROOT, need ${MIN_FREE_MB} MiB"
 }
 
-# --- files written into an instance -----------------------------------------------------------
+# --- files written into an instance (as postgres: the data directory is theirs) --------------
 
+# Postgres accepts host names in listen_addresses and listens on what each resolves to.
 write_postgresql_conf() {
   local name=$1 port=$2 listen
   listen=$(IFS=,; printf '%s' "${LISTEN[*]}")
-  write_file "$(data_dir "$name")/postgresql.conf" <<EOF
+  write_file "$(data_dir "$name")/postgresql.conf" 0600 as_postgres <<EOF
 # Written by spark-pg for instance $name; rewritten on fork. Tune with ALTER SYSTEM.
 cluster_name = '$name'
 port = $port
 listen_addresses = '$listen'
 unix_socket_directories = '$PG_SOCKET_DIR'
 password_encryption = 'scram-sha-256'
+# The host's certificate (spark-pg cert); pg_hba admits network logins over TLS only.
+ssl = on
+ssl_cert_file = '$TLS_CERT'
+ssl_key_file = '$TLS_KEY'
 # A fork starts with crash recovery; one syncfs of the pool is far cheaper than an fsync per file.
 recovery_init_sync_method = syncfs
 log_line_prefix = '[%p] '
@@ -288,18 +447,84 @@ EOF
 }
 
 # hba "locked": only the postgres OS user over the socket (a fork before its password is reset).
-# hba "open": also role logins with scram-sha-256 from loopback and SPARK_PG_ALLOW.
+# hba "open": also role logins over TLS with scram-sha-256 from loopback and SPARK_PG_ALLOW.
 write_hba() {
   local name=$1 mode=$2 cidr
   {
     printf '# Written by spark-pg for instance %s.\n' "$name"
     printf 'local all postgres peer\n'
     if [ "$mode" = open ]; then
-      printf 'host all all 127.0.0.1/32 scram-sha-256\n'
-      printf 'host all all ::1/128 scram-sha-256\n'
-      for cidr in "${ALLOW[@]}"; do printf 'host all all %s scram-sha-256\n' "$cidr"; done
+      printf 'hostssl all all 127.0.0.1/32 scram-sha-256\n'
+      printf 'hostssl all all ::1/128 scram-sha-256\n'
+      for cidr in "${ALLOW[@]}"; do printf 'hostssl all all %s scram-sha-256\n' "$cidr"; done
     fi
-  } | write_file "$(data_dir "$name")/pg_hba.conf"
+  } | write_file "$(data_dir "$name")/pg_hba.conf" 0600 as_postgres
+}
+
+# A snapshot holds its source's postmaster.pid; removed as postgres, like every path in data/.
+remove_pid_file() {
+  as_postgres rm -f -- "$(data_dir "$1")/postmaster.pid" || die "cannot remove postmaster.pid of '$1'"
+}
+
+# --- TLS: one key and self-signed certificate per host -----------------------------------------
+
+# TLS_DIR: root's, group postgres, 0750; refused if it is anything else (a symlink above all).
+ensure_tls_dir() {
+  [ -e "$TLS_DIR" ] || [ -L "$TLS_DIR" ] || install -d -m 0750 -o root -g postgres "$TLS_DIR" 2>/dev/null || true
+  if [ -L "$TLS_DIR" ] || [ ! -d "$TLS_DIR" ] || [ "$(stat -c '%u %G %a' "$TLS_DIR")" != "0 postgres 750" ]; then
+    die "$TLS_DIR is not root's directory (group postgres, 0750, not a symlink); refusing to use it"
+  fi
+}
+
+# The names the certificate must cover: localhost and every listen address.
+wanted_tls_names() {
+  printf '%s\n' localhost "${LISTEN[@]}"
+}
+
+# True if the certificate exists and names every wanted address.
+cert_current() {
+  [ -f "$TLS_KEY" ] && [ -f "$TLS_CERT" ] && [ -f "$TLS_NAMES" ] || return 1
+  local name
+  while IFS= read -r name; do
+    grep -qxF -- "$name" "$TLS_NAMES" || return 1
+  done < <(wanted_tls_names)
+}
+
+# Makes the key once (root:postgres 0640, which Postgres accepts) and (re)issues the certificate
+# when an address is missing from it: every name it covered before plus today's, with the same
+# key, and running instances reload it. IP SANs for addresses, DNS SANs for names.
+ensure_cert() {
+  ensure_tls_dir
+  cert_current && return 0
+  ensure_run_dir
+  local fd name sans='' tmp
+  exec {fd}>>"$RUN_DIR/tls.lock"
+  flock -w "$LOCK_TIMEOUT" "$fd" || die "timed out waiting for $RUN_DIR/tls.lock"
+  if ! cert_current; then
+    if [ ! -f "$TLS_KEY" ]; then
+      tmp=$(mktemp "$TLS_KEY.XXXXXX") || die "cannot write in $TLS_DIR"
+      if ! { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp" 2>/dev/null &&
+        chgrp postgres "$tmp" && chmod 0640 "$tmp" && mv -fT "$tmp" "$TLS_KEY"; }; then
+        rm -f "$tmp"
+        die "could not make the TLS key $TLS_KEY"
+      fi
+    fi
+    local -a names
+    mapfile -t names < <({ [ -f "$TLS_NAMES" ] && cat "$TLS_NAMES"; wanted_tls_names; } | awk '!seen[$0]++')
+    for name in "${names[@]}"; do
+      valid_address "$name" || continue
+      if valid_ipv4 "$name" || valid_ipv6 "$name"; then sans+="${sans:+,}IP:$name"; else sans+="${sans:+,}DNS:$name"; fi
+    done
+    tmp=$(mktemp "$TLS_CERT.XXXXXX") || die "cannot write in $TLS_DIR"
+    if ! { openssl req -new -x509 -key "$TLS_KEY" -days 3650 -subj /CN=spark-pg -addext "subjectAltName=$sans" \
+      -out "$tmp" 2>/dev/null && chmod 0644 "$tmp" && mv -fT "$tmp" "$TLS_CERT"; }; then
+      rm -f "$tmp"
+      die "could not issue the TLS certificate $TLS_CERT"
+    fi
+    printf '%s\n' "${names[@]}" | write_file "$TLS_NAMES" 0644
+    systemctl kill --signal=SIGHUP --kill-whom=main 'spark-pg@*.service' >/dev/null 2>&1 || true
+  fi
+  exec {fd}>&-
 }
 
 # --- postgres ---------------------------------------------------------------------------------
@@ -327,12 +552,48 @@ read_password() {
   PASSWORD=$pw
 }
 
-# SQL that sets role spark's password ('' clears it), never logged by the server.
+# The SCRAM-SHA-256 verifier Postgres would store for the password on stdin (RFC 5802, 7677;
+# SASLprep as Postgres applies it, falling back to the raw bytes where it does). Postgres stores a
+# verifier as given, so the password itself never reaches it: not pg_stat_activity, the server
+# log, pg_stat_statements. The password goes to python on stdin, never in argv or the environment.
+scram_verifier() {
+  # shellcheck disable=SC2016 # python source: nothing in it is for the shell
+  python3 -c '
+import base64, hashlib, hmac, os, sys
+raw = sys.stdin.buffer.readline().rstrip(b"\n")
+def saslprep(b):
+    try: s = b.decode("utf-8")
+    except UnicodeDecodeError: return b
+    if s.isascii(): return b
+    import stringprep, unicodedata
+    s = "".join(" " if stringprep.in_table_c12(c) else "" if stringprep.in_table_b1(c) else c for c in s)
+    s = unicodedata.normalize("NFKC", s)
+    bad = (stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3, stringprep.in_table_c4,
+           stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+           stringprep.in_table_c9, stringprep.in_table_a1)
+    if not s or any(f(c) for c in s for f in bad): return b
+    ral = [stringprep.in_table_d1(c) for c in s]
+    if any(ral) and (any(stringprep.in_table_d2(c) for c in s) or not (ral[0] and ral[-1])): return b
+    return s.encode("utf-8")
+salt, rounds = os.urandom(16), 4096
+salted = hashlib.pbkdf2_hmac("sha256", saslprep(raw), salt, rounds)
+key = lambda label: hmac.new(salted, label, "sha256").digest()
+b64 = lambda b: base64.b64encode(b).decode()
+stored, server = b64(hashlib.sha256(key(b"Client Key")).digest()), b64(key(b"Server Key"))
+print(f"SCRAM-SHA-256${rounds}:{b64(salt)}${stored}:{server}")
+'
+}
+
+# SQL that sets role spark's password ('' clears it) as a SCRAM verifier made here; statement
+# logging is off in that session as well.
 password_sql() {
-  local pw=$1
+  local verifier
   printf "SET log_statement = 'none';\nSET log_min_error_statement = 'panic';\nSET log_min_duration_statement = -1;\n"
-  if [ -n "$pw" ]; then
-    printf "ALTER ROLE spark PASSWORD '%s';\n" "${pw//\'/\'\'}"
+  if [ -n "$1" ]; then
+    verifier=$(printf '%s\n' "$1" | scram_verifier) || die "could not compute the SCRAM verifier (python3)"
+    [[ $verifier =~ ^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$ ]] ||
+      die "could not compute the SCRAM verifier (python3)"
+    printf "ALTER ROLE spark PASSWORD '%s';\n" "$verifier"
   else
     printf 'ALTER ROLE spark PASSWORD NULL;\n'
   fi
@@ -386,44 +647,59 @@ stop_unit() {
   systemctl reset-failed "$unit" >/dev/null 2>&1 || true
 }
 
-# True while a postmaster holds NAME's data directory (under systemd or not).
+# True while a postmaster holds NAME's data directory (under systemd or not): the process its
+# postmaster.pid names works in that very directory (a snapshot's postmaster.pid names its
+# source's). The file is read as postgres, bounded: root never opens what postgres may have
+# planted there (a FIFO, a symlink).
 postmaster_running() {
-  local pidfile pid
-  pidfile="$(data_dir "$1")/postmaster.pid"
-  [ -f "$pidfile" ] || return 1
-  read -r pid <"$pidfile" || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+  local pid
+  pid=$(timeout 10 "${AS_POSTGRES[@]}" head -n 1 -- "$(data_dir "$1")/postmaster.pid" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]{1,9}$ ]] && [ "/proc/$pid/cwd" -ef "$(data_dir "$1")" ]
 }
 
-# state of each unit, one "NAME STATE ENABLED" line per name given.
+# State of each unit, one "NAME STATE ENABLED RESTARTS" line per name given. RESTARTS counts
+# systemd's automatic restarts since the unit was last started by hand.
 unit_states() {
   (($# > 0)) || return 0
   local -a units=()
-  local n id='' active='' file='' line
+  local n id='' active='' sub='' file='' restarts=0 line
   for n in "$@"; do units+=("$(unit_name "$n")"); done
   while IFS= read -r line; do
     case $line in
       Id=*) id=${line#Id=} ;;
       ActiveState=*) active=${line#ActiveState=} ;;
+      SubState=*) sub=${line#SubState=} ;;
       UnitFileState=*) file=${line#UnitFileState=} ;;
+      NRestarts=*) restarts=${line#NRestarts=} ;;
       '')
-        [ -n "$id" ] && emit_state "$id" "$active" "$file"
-        id='' active='' file='' ;;
+        [ -n "$id" ] && emit_state "$id" "$active" "$sub" "$file" "$restarts"
+        id='' active='' sub='' file='' restarts=0 ;;
     esac
-  done < <(systemctl show --property=Id,ActiveState,UnitFileState "${units[@]}"; echo)
+  done < <(systemctl show --property=Id,ActiveState,SubState,UnitFileState,NRestarts "${units[@]}"; echo)
 }
 
+# "restarting": the postmaster died and systemd will start it again (Restart=on-failure);
+# "failed": it gave up (a crash loop past the unit's start limit, or a failed start).
 emit_state() {
   local n=${1#spark-pg@} state
   n=${n%.service}
   case $2 in
     active|reloading) state=running ;;
-    activating) state=starting ;;
+    activating) state=starting; [ "$3" = auto-restart ] && state=restarting ;;
     deactivating) state=stopping ;;
     failed) state=failed ;;
     *) state=stopped ;;
   esac
-  printf '%s %s %s\n' "$n" "$state" "$([ "$3" = enabled ] && echo true || echo false)"
+  [[ $5 =~ ^[0-9]+$ ]] || set -- "$1" "$2" "$3" "$4" 0
+  printf '%s %s %s %s\n' "$n" "$state" "$([ "$4" = enabled ] && echo true || echo false)" "$5"
+}
+
+# The state a listing shows: systemd's for a whole instance; "creating" for a partial one whose
+# creator is alive, "broken" for every other one (its create died, or its record is damaged).
+shown_state() {
+  if [ "$META_HEALTH" = ok ]; then printf '%s' "$2"
+  elif [ "$META_HEALTH" = partial ] && name_busy "$1"; then printf creating
+  else printf broken; fi
 }
 
 # --- verbs' common parts ----------------------------------------------------------------------
@@ -432,15 +708,24 @@ usage_error() {
   die "usage: $(sed -n 's/^# Usage: //p' "$0" | head -n 1)"
 }
 
-# parse_args "OPTIONS" MIN MAX ARGS...: each allowed option seen sets OPT[option]; the rest go to
+# parse_args "OPTIONS" MIN MAX ARGS...: each allowed option seen sets OPT[option] (to 1, or for an
+# option listed as --opt= to its value, given as --opt VALUE or --opt=VALUE); the rest go to
 # ARGS, of which there must be MIN to MAX. Anything else is a usage error.
 declare -A OPT=()
 ARGS=()
 parse_args() {
   local allowed=" $1 " min=$2 max=$3 arg
   shift 3
-  for arg in "$@"; do
-    if [[ $arg == -* ]]; then
+  while (($#)); do
+    arg=$1
+    shift
+    if [[ $arg == --*=* && $allowed == *" ${arg%%=*}= "* ]]; then
+      OPT[${arg%%=*}]=${arg#*=}
+    elif [[ $arg == -* && $allowed == *" $arg= "* ]]; then
+      (($#)) || usage_error
+      OPT[$arg]=$1
+      shift
+    elif [[ $arg == -* ]]; then
       [[ $allowed == *" $arg "* ]] || usage_error
       OPT[$arg]=1
     else
@@ -454,18 +739,54 @@ opt() { [ -n "${OPT[$1]:-}" ]; }
 
 # Verbs that make an instance claim it right after creating its subvolume: any exit before
 # commit_instance stops its unit and deletes the subvolume, so a failure leaves nothing behind.
+# Its record says STATUS=creating until commit_instance rewrites it (META_* set) as ready: a verb
+# killed outright (no trap runs) leaves a partial instance that list shows as broken and that
+# destroy, or the same create again, removes.
 CLAIMED=''
 guard_claims() {
   trap rollback_claim EXIT
   trap 'exit 130' INT TERM HUP
 }
 claim_instance() { CLAIMED=$1; }
-commit_instance() { CLAIMED=''; }
+commit_instance() {
+  write_meta "$CLAIMED" ready
+  CLAIMED=''
+}
 rollback_claim() {
   [ -n "$CLAIMED" ] || return 0
   systemctl disable --now "$(unit_name "$CLAIMED")" >/dev/null 2>&1 || true
   systemctl reset-failed "$(unit_name "$CLAIMED")" >/dev/null 2>&1 || true
   btrfs subvolume delete "$(inst_dir "$CLAIMED")" >/dev/null 2>&1 || true
+}
+
+# new and fork: --owner checked, NAME locked, and what already holds NAME dealt with
+# (check_existing); an instance made for the same owner is adopted and reported here.
+begin_create() {
+  local name=$1 source=$2
+  OWNER=${OPT[--owner]:-}
+  [ -z "${OPT[--owner]+set}" ] || check_owner "$OWNER"
+  take_name_lock "$name"
+  check_existing "$name" "$OWNER" "$source"
+  [ "$EXISTING" = adopt ] || return 0
+  bring_up_instance "$name"
+  report_created "$name" true false
+  exit 0
+}
+
+# The JSON (or line) new and fork print: the instance object, adopted, and for a fork hot.
+report_created() {
+  local name=$1 adopted=$2 hot=$3
+  if opt --json; then
+    instance_json "$name" running true
+    [ -z "$META_SOURCE" ] || printf ',"hot":%s' "$hot"
+    printf ',"adopted":%s,"ready_ms":%s}\n' "$adopted" "$(($(now_ms) - STARTED_MS))"
+  elif [ "$adopted" = true ]; then
+    printf 'adopted %s on port %s: %s\n' "$name" "$META_PORT" "$(instance_uri)"
+  elif [ -n "$META_SOURCE" ]; then
+    printf 'forked %s from %s on port %s in %s ms: %s\n' "$name" "$META_SOURCE" "$META_PORT" "$(($(now_ms) - STARTED_MS))" "$(instance_uri)"
+  else
+    printf 'created %s on port %s: %s\n' "$name" "$META_PORT" "$(instance_uri)"
+  fi
 }
 
 # Runs a btrfs command; on failure dies with its last line, naming a full pool as such.
@@ -477,14 +798,24 @@ btrfs_run() {
   fi
 }
 
-# The JSON object describing an instance (meta already read): name, state, enabled, port, source, created, uri.
+# The JSON object describing an instance (meta already read), left open for more fields: name,
+# state, enabled, port, source, created, uri, owner (null where a broken one does not say).
 instance_json() {
-  local name=$1 state=$2 enabled=$3
-  printf '{"name":%s,"state":%s,"enabled":%s,"port":%s,"source":%s,"created":%s,"uri":%s' \
-    "$(json_str "$name")" "$(json_str "$state")" "$enabled" "$META_PORT" \
-    "$(json_str_or_null "$META_SOURCE")" "$(json_str "$META_CREATED")" "$(json_str "$(instance_uri)")"
+  local name=$1 state=$2 enabled=$3 uri=''
+  [ -z "$META_PORT" ] || uri=$(instance_uri)
+  printf '{"name":%s,"state":%s,"enabled":%s,"port":%s,"source":%s,"created":%s,"uri":%s,"owner":%s' \
+    "$(json_str "$name")" "$(json_str "$state")" "$enabled" "${META_PORT:-null}" \
+    "$(json_str_or_null "$META_SOURCE")" "$(json_str_or_null "$META_CREATED")" "$(json_str_or_null "$uri")" \
+    "$(json_str_or_null "$META_OWNER")"
+}
+
+# An IPv6 address in a URI goes in brackets. Clients verify the host's certificate (spark-pg cert).
+uri_host() {
+  local h
+  h=$(public_host)
+  if [[ $h == *:* ]]; then printf '[%s]' "$h"; else printf '%s' "$h"; fi
 }
 
 instance_uri() {
-  printf 'postgresql://spark@%s:%s/spark' "$(public_address)" "$META_PORT"
+  printf 'postgresql://spark@%s:%s/spark?sslmode=verify-full' "$(uri_host)" "$META_PORT"
 }

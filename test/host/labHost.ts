@@ -1,13 +1,14 @@
 // One real lab host set up the way `pulumi up` sets up a Sparks host (the same setup scripts:
-// packages, btrfs pool, host tools), for the spark-pg tests. The lab lives in its own directory
-// (SPARKS_LAB_DIR) and is taken down at the end; ssh pins the host key the lab recorded
-// (test/lab/labClient).
+// packages, btrfs pool, staging, host tools), for the spark-pg tests. The lab lives in its own
+// directory (SPARKS_LAB_DIR when set, else a fresh one) and is taken down at the end; ssh pins the
+// host key the lab recorded (test/lab/labClient). Clients verify each host's TLS certificate, as
+// `spark-pg cert` prints it.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Client } from "pg";
 import { setupScript } from "../../components/shell";
-import { contentHash } from "../../components/sparksHost";
+import { contentHash, STAGING_ROOT } from "../../components/sparksHost";
 import { labDown, labUp } from "../e2e/lab";
 import { mustSucceed, ROOT, run, RunResult } from "../e2e/stack";
 import { sshArgs, writeKnownHosts } from "../lab/labClient";
@@ -25,16 +26,22 @@ export interface SparkPgHost {
     ok(command: string, input?: string): Promise<string>;
     /** Runs `spark-pg ARGS --json` and parses its output; throws unless it exits 0. */
     sparkPg(args: string, input?: string): Promise<any>;
+    /** The host's TLS certificate (PEM), which clients of its instances trust. */
+    cert: string;
     /** Brings the lab down and removes its directory. */
     down(): Promise<void>;
 }
 
+/** Certificates to trust, by the host name or address a URI names; filled in by sparkPgHost. */
+const trustedCerts = new Map<string, string>();
+
 /** Brings up a one-host lab in a fresh directory and makes the host a Sparks host with spark-pg. */
 export async function sparkPgHost(pgConf: Record<string, string>): Promise<SparkPgHost> {
-    const labDir = fs.mkdtempSync(path.join(os.tmpdir(), "sparkpg-lab-"));
+    const given = process.env.SPARKS_LAB_DIR;
+    const labDir = given ?? fs.mkdtempSync(path.join(os.tmpdir(), "sparkpg-lab-"));
     const down = async () => {
         await labDown(labDir);
-        fs.rmSync(labDir, { recursive: true, force: true });
+        if (given === undefined) fs.rmSync(labDir, { recursive: true, force: true });
     };
 
     try {
@@ -50,7 +57,8 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
         await ok(setupScript("packages", "create", { ...hostVars, PACKAGES: "btrfs-progs postgresql-15" }));
         await ok(setupScript("pool", "create", { ...hostVars, DEVICE: "/dev/vdb", MOUNT_POINT: POOL, WIPE_ON_DELETE: "true" }));
         // The host tools as the installer ships them: host/ staged on the host, then installed.
-        const staging = "/var/tmp/sparks-host-staging";
+        await ok(setupScript("staging", "create", { ...hostVars, STAGING_ROOT }));
+        const staging = `${STAGING_ROOT}/tools-test`;
         const tarball = path.join(labDir, "host.tgz");
         mustSucceed("tar host/", await run("tar", ["-C", path.join(ROOT, "host"), "-czf", tarball, "."]));
         await ok(`rm -rf ${staging} && mkdir -p ${staging} && base64 -d | tar -C ${staging} -xzf -`, fs.readFileSync(tarball).toString("base64"));
@@ -58,7 +66,9 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
         await ok(setupScript("tools", "create", {
             ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, PG_CONF: conf,
         }));
-        return { name: status.name, address: status.address, sh, ok, sparkPg, down };
+        const cert = await ok("spark-pg cert");
+        for (const name of [status.address, "127.0.0.1", "localhost"]) trustedCerts.set(name, cert);
+        return { name: status.name, address: status.address, sh, ok, sparkPg, cert, down };
     } catch (error) {
         await down().catch(() => undefined);
         throw error;
@@ -67,11 +77,15 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
 
 /** Connects to a libpq URI with a password; the caller ends the client. */
 export async function connect(uri: string, password: string): Promise<Client> {
-    // The URI as spark-pg prints it (no password), the password given apart, as a client would.
+    // The URI as spark-pg prints it (no password), the password given apart, as a client would;
+    // sslmode=verify-full: TLS, the host's certificate verified against its name or address.
     const url = new URL(uri);
+    const verify = url.searchParams.get("sslmode") === "verify-full";
+    const ca = trustedCerts.get(url.hostname);
+    if (verify && ca === undefined) throw new Error(`no certificate known for ${url.hostname}`);
     const client = new Client({
         host: url.hostname, port: Number(url.port), user: url.username, database: url.pathname.slice(1),
-        password, connectionTimeoutMillis: 5000,
+        password, connectionTimeoutMillis: 5000, ssl: verify ? { ca, rejectUnauthorized: true } : false,
     });
     await client.connect();
     return client;

@@ -5,9 +5,11 @@ import { amcheck, connect, PG_BIN, PG_ROOT, pgbench, POOL, query, SparkPgHost, s
 
 jest.setTimeout(20 * 60 * 1000);
 
-const LIST_KEYS = ["created", "enabled", "name", "port", "source", "state", "uri"];
-const STATUS_KEYS = [...LIST_KEYS, "path", "size"].sort();
+const LIST_KEYS = ["created", "enabled", "name", "owner", "port", "source", "state", "uri"];
+const STATUS_KEYS = [...LIST_KEYS, "path", "restarts", "size"].sort();
 const PORTS = { first: 5432, last: 5499 };
+/** The URI spark-pg prints for a port: clients verify the host's certificate. */
+const uriOf = (port: number) => `postgresql://spark@10.89.42.11:${port}/spark?sslmode=verify-full`;
 
 describe("spark-pg on a lab host", () => {
     let host: SparkPgHost;
@@ -62,7 +64,7 @@ describe("spark-pg on a lab host", () => {
         expect((await host.ok("spark-pg version")).trim()).toMatch(/^\d+\.\d+\.\d+$/);
         expect(await host.sparkPg("version")).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+$/) });
         const help = await host.ok("spark-pg help");
-        for (const verb of ["new", "fork", "connect", "status", "list", "destroy", "start", "stop", "version", "help"]) {
+        for (const verb of ["new", "fork", "connect", "status", "list", "destroy", "start", "stop", "cert", "version", "help"]) {
             expect(help).toMatch(new RegExp(`^  ${verb} +\\S`, "m"));
         }
         expect(await host.ok("spark-pg help fork")).toMatch(/^Usage: spark-pg fork SOURCE NAME/);
@@ -70,9 +72,9 @@ describe("spark-pg on a lab host", () => {
 
     test("new makes a running instance with checksums, role spark and database spark", async () => {
         const made = await make("new alpha", "alpha");
-        expect(Object.keys(made).sort()).toEqual([...LIST_KEYS, "ready_ms"].sort());
-        expect(made).toMatchObject({ name: "alpha", state: "running", enabled: true, source: null, port: PORTS.first });
-        expect(made.uri).toBe(`postgresql://spark@10.89.42.11:${PORTS.first}/spark`);
+        expect(Object.keys(made).sort()).toEqual([...LIST_KEYS, "adopted", "ready_ms"].sort());
+        expect(made).toMatchObject({ name: "alpha", state: "running", enabled: true, source: null, port: PORTS.first, owner: null, adopted: false });
+        expect(made.uri).toBe(uriOf(PORTS.first));
         expect(made.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
         expect((await host.ok(`systemctl is-active spark-pg@alpha; systemctl is-enabled spark-pg@alpha`)).split("\n")).toEqual(["active", "enabled", ""]);
 
@@ -86,9 +88,9 @@ describe("spark-pg on a lab host", () => {
     });
 
     test("connect prints the URI and its parts; --psql opens psql on the socket", async () => {
-        expect((await host.ok("spark-pg connect alpha")).trim()).toBe(`postgresql://spark@10.89.42.11:${ports.alpha}/spark`);
+        expect((await host.ok("spark-pg connect alpha")).trim()).toBe(uriOf(ports.alpha));
         expect(await host.sparkPg("connect alpha")).toEqual({
-            name: "alpha", uri: `postgresql://spark@10.89.42.11:${ports.alpha}/spark`,
+            name: "alpha", uri: uriOf(ports.alpha),
             host: "10.89.42.11", port: ports.alpha, user: "spark", database: "spark",
         });
         expect((await host.ok("spark-pg connect alpha --psql", "SELECT count(*) FROM marks;\n")).trim()).toMatch(/\b1000\b/);
@@ -96,16 +98,16 @@ describe("spark-pg on a lab host", () => {
 
     test("fork of an idle instance: its data, its own port and password, the source's refused", async () => {
         const fork = await make("fork alpha beta", "beta");
-        expect(Object.keys(fork).sort()).toEqual([...LIST_KEYS, "hot", "ready_ms"].sort());
+        expect(Object.keys(fork).sort()).toEqual([...LIST_KEYS, "adopted", "hot", "ready_ms"].sort());
         expect(fork).toMatchObject({ name: "beta", source: "alpha", state: "running", hot: true });
         expect(fork.port).not.toBe(ports.alpha);
         expect(await query(fork.uri, password.beta, "SELECT count(*)::int AS n FROM marks")).toEqual([{ n: 1000 }]);
         await expect(query(fork.uri, password.alpha, "SELECT 1")).rejects.toThrow(/password authentication failed/);
         // Writable and independent both ways.
         await query(fork.uri, password.beta, "UPDATE marks SET note = 'beta'");
-        await query(`postgresql://spark@10.89.42.11:${ports.alpha}/spark`, password.alpha, "INSERT INTO marks VALUES (1001, 'alpha only')");
+        await query(uriOf(ports.alpha), password.alpha, "INSERT INTO marks VALUES (1001, 'alpha only')");
         expect(await query(fork.uri, password.beta, "SELECT count(*)::int AS n, min(note) AS note FROM marks")).toEqual([{ n: 1000, note: "beta" }]);
-        expect(await query(`postgresql://spark@10.89.42.11:${ports.alpha}/spark`, password.alpha,
+        expect(await query(uriOf(ports.alpha), password.alpha,
             "SELECT count(*)::int AS n FROM marks WHERE note = 'alpha' OR note = 'alpha only'")).toEqual([{ n: 1001 }]);
     });
 
@@ -120,7 +122,7 @@ describe("spark-pg on a lab host", () => {
         await host.ok("spark-pg connect alpha --psql", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO spark;\n");
         const load = host.sh(pgbench(ports.alpha, "-c 2 -j 2 -T 20 spark"));
         await new Promise((resolve) => setTimeout(resolve, 5000));
-        const alphaUri = `postgresql://spark@10.89.42.11:${ports.alpha}/spark`;
+        const alphaUri = uriOf(ports.alpha);
         const [{ n: before }] = await query(alphaUri, password.alpha, "SELECT count(*)::int AS n FROM pgbench_history");
         expect(before).toBeGreaterThan(0);
         const fork = await make("fork alpha busy", "busy");
@@ -246,7 +248,7 @@ describe("spark-pg on a lab host", () => {
     });
 
     test("ports survive restarts and are never handed out while reserved", async () => {
-        const alphaUri = `postgresql://spark@10.89.42.11:${ports.alpha}/spark`;
+        const alphaUri = uriOf(ports.alpha);
         await host.ok("systemctl restart spark-pg@alpha");
         expect((await host.sparkPg("status alpha")).port).toBe(ports.alpha);
         expect(await query(alphaUri, password.alpha, "SELECT count(*)::int AS n FROM marks")).toEqual([{ n: 1001 }]);
@@ -265,7 +267,7 @@ describe("spark-pg on a lab host", () => {
         for (const item of list) expect(item).toMatchObject({ state: "running", port: ports[item.name] });
         // And a crash of the postmaster is recovered from on the same port.
         await host.ok("systemctl kill --signal=SIGKILL --kill-whom=main spark-pg@beta; sleep 1; spark-pg start beta --json");
-        const beta = await connect(`postgresql://spark@10.89.42.11:${ports.beta}/spark`, password.beta);
+        const beta = await connect(uriOf(ports.beta), password.beta);
         expect((await beta.query("SELECT count(*)::int AS n FROM marks")).rows).toEqual([{ n: 1000 }]);
         await beta.end();
         await host.sparkPg("destroy other");
@@ -282,7 +284,7 @@ describe("spark-pg on a lab host", () => {
         expect(list.map((i: any) => i.name)).toEqual(["alpha", "busy", "cold", "gamma"]);
         // gamma was forked from beta: it keeps running, with its data and its record of where it came from.
         expect(list.find((i: any) => i.name === "gamma")).toMatchObject({ state: "running", source: "beta" });
-        expect(await query(`postgresql://spark@10.89.42.11:${ports.gamma}/spark`, password.gamma, "SELECT count(*)::int AS n FROM marks")).toEqual([{ n: 1000 }]);
+        expect(await query(uriOf(ports.gamma), password.gamma, "SELECT count(*)::int AS n FROM marks")).toEqual([{ n: 1000 }]);
         // beta's port is free again: the next instance takes it.
         const again = await make("new again", "again");
         expect(again.port).toBe(ports.beta);
