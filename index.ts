@@ -4,7 +4,7 @@ import { deployFleet } from "./components/fleet";
 
 const fleet = deployFleet(loadFleetConfig());
 
-/** Per host: what the verify step found (pool, tools version, KVM API version). */
+/** Per host: what the verify step found (pool, tools version, KVM API version, Postgres TLS certificate). */
 export const hosts = fleet.hosts;
-/** Per instance and fork: its port and its connection URI (a secret). */
+/** Per instance and fork: its port, host, source and connection URI (a secret; sslmode=verify-full). */
 export const postgres = fleet.postgres;

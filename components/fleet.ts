@@ -32,6 +32,6 @@ export function deployFleet(fleet: LoadedFleet) {
 
     return {
         hosts: Object.fromEntries([...hosts].map(([name, host]) => [name, host.verification])),
-        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source }])),
+        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source, host: db.hostName }])),
     };
 }

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import { uriHost } from "./config";
+import { ownerOf } from "./identity";
 import { requireName } from "./names";
 import { SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
@@ -47,7 +48,8 @@ function recordLineage(name: string): string {
 export abstract class PgDatabase extends pulumi.ComponentResource {
     /** The port spark-pg gave it (kept across restarts). */
     readonly port: pulumi.Output<number>;
-    /** `postgresql://spark:PASSWORD@ADDRESS:PORT/spark`, a secret. */
+    /** `postgresql://spark:PASSWORD@ADDRESS:PORT/spark?sslmode=verify-full`, a secret; verify the
+     *  server against its host's `pgCertificate` (the `hosts` output) as sslrootcert. */
     readonly uri: pulumi.Output<string>;
     /** The resource to depend on to run after it exists. */
     readonly created: command.remote.Command;
@@ -55,6 +57,8 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
     readonly databaseName: string;
     /** What it was forked from, if it is a fork. */
     readonly source?: string;
+    /** The host it runs on (whose `pgCertificate` its TLS presents). */
+    readonly hostName: string;
 
     protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs & { source?: PgDatabase }, protect: boolean,
         opts?: pulumi.ComponentResourceOptions) {
@@ -65,8 +69,11 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
         const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this });
         this.created = new command.remote.Command(`${name}-pg`, {
             connection: args.host.connection,
-            // The password goes in on stdin: never on a command line, in `ps` or in a log.
-            create: `spark-pg ${verb} --password-stdin --json && ${recordLineage(name)}`,
+            // The password goes in on stdin: never on a command line, in `ps` or in a log. The
+            // owner names this stack's resource: running create again (after an interrupted `up`,
+            // or when the connection changed, e.g. a new deploy key) adopts what it made, while a
+            // database of the same name made by anyone else is still refused.
+            create: `spark-pg ${verb} --owner ${shellQuote(ownerOf(name))} --password-stdin --json && ${recordLineage(name)}`,
             stdin: password.result,
             delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
             // A new host key means a new machine, which holds none of them (README: rebuilt servers).
@@ -74,7 +81,8 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
         this.source = args.source?.databaseName;
-        this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${uriHost(args.host.spec.address)}:${this.port}/spark`);
+        this.hostName = args.host.spec.name;
+        this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${uriHost(args.host.spec.address)}:${this.port}/spark?sslmode=verify-full`);
         this.registerOutputs({ port: this.port, uri: this.uri });
     }
 }

@@ -18,8 +18,9 @@ const HOST_TOOLS_HASH = contentHash(HOST_TOOLS_DIR);
 /** Where tools are staged on a host before tools.sh installs them (root-only; staging.sh). */
 export const STAGING_ROOT = "/var/lib/sparks/staging";
 
-/** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check. */
-const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "python3"];
+/** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check
+ *  and computes SCRAM verifiers; openssl makes the host's Postgres TLS certificate. */
+const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "python3", "openssl"];
 
 export interface SparksHostArgs {
     /** The host as validated from `sparks:hosts`. */
@@ -38,6 +39,8 @@ export interface HostVerification {
     tools: string;
     sparkPg: string;
     kvmApiVersion: number;
+    /** The host's Postgres TLS certificate: every instance and fork serves it (verify-full against it). */
+    pgCertificate: { pem: string; sha256: string; names: string[] };
 }
 
 /**

@@ -3,19 +3,40 @@
 //
 // Hosts verify themselves during `pulumi up` (pool, tools, KVM), in the run that changed them; this
 // reads what they reported and then connects to every Postgres instance and fork over the network with node-postgres: each
-// answers with its own password, a fork holds its source's data as of the fork, and a write on
-// either side stays on that side. URIs hold passwords: they are kept in memory, never printed.
+// answers with its own password over TLS verified against its host's certificate (verify-full),
+// a fork holds its source's data as of the fork, and a write on either side stays on that side.
+// URIs hold passwords: they are kept in memory, never printed.
 import { execFileSync } from "child_process";
 import { randomUUID } from "crypto";
+import * as tls from "tls";
 import { Client } from "pg";
 
 export interface StackOutputs {
-    hosts?: Record<string, { kvmApiVersion: number; tools: string; pool: string }>;
-    postgres?: Record<string, { port: number; uri: string; source?: string }>;
+    hosts?: Record<string, { kvmApiVersion: number; tools: string; pool: string; pgCertificate?: { pem: string } }>;
+    postgres?: Record<string, { port: number; uri: string; source?: string; host?: string }>;
 }
 
-async function withClient<T>(name: string, uri: string, use: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client({ connectionString: uri, connectionTimeoutMillis: 10_000 });
+/** A database's connection: its URI, and the certificate its host's TLS must present. */
+interface Target { uri: string; certificate: string }
+
+/**
+ * A node-postgres client for `target` with sslmode=verify-full done explicitly: the server must
+ * present a certificate signed by (here: equal to) its host's, valid for the address in the URI.
+ * The URI's own sslmode is dropped, or node-postgres would let it replace these settings.
+ */
+function clientFor(target: Target): Client {
+    const url = new URL(target.uri);
+    const server = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    url.search = "";
+    return new Client({
+        connectionString: url.toString(),
+        connectionTimeoutMillis: 10_000,
+        ssl: { ca: target.certificate, rejectUnauthorized: true, checkServerIdentity: (_name, cert) => tls.checkServerIdentity(server, cert) },
+    });
+}
+
+async function withClient<T>(name: string, target: Target, use: (client: Client) => Promise<T>): Promise<T> {
+    const client = clientFor(target);
     try {
         await client.connect();
     } catch (error) {
@@ -40,26 +61,32 @@ export async function verifyStack(outputs: StackOutputs): Promise<string[]> {
         passed.push(`host ${name} (as checked on the host by pulumi up): pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`);
     }
     const databases = outputs.postgres ?? {};
+    const target = (name: string): Target => {
+        const db = databases[name];
+        const certificate = db.host === undefined ? undefined : outputs.hosts?.[db.host]?.pgCertificate?.pem;
+        if (certificate === undefined) throw new Error(`verify: postgres ${name}: no TLS certificate for its host ${db.host ?? "(unknown)"} in the stack outputs; run pulumi up`);
+        return { uri: db.uri, certificate };
+    };
     const chainOf = (name: string): string[] => {
         const source = databases[name].source;
         return source === undefined ? [name] : [...chainOf(source), name];
     };
     for (const [name, db] of Object.entries(databases)) {
-        const lineage = await withClient(name, db.uri, lineageOf);
+        const lineage = await withClient(name, target(name), lineageOf);
         const chain = chainOf(name);
         if (JSON.stringify(lineage) !== JSON.stringify([...chain].sort())) {
             throw new Error(`verify: postgres ${name}: holds the data of ${JSON.stringify(lineage)}, expected that of ${JSON.stringify(chain)}`);
         }
-        passed.push(`postgres ${name}: answers on port ${db.port} with its own password; holds the data of ${chain.join(" <- ")}`);
+        passed.push(`postgres ${name}: answers on port ${db.port} with its own password, over TLS verified against ${db.host}'s certificate; holds the data of ${chain.join(" <- ")}`);
     }
     for (const [name, db] of Object.entries(databases)) {
         if (db.source === undefined) continue;
         const source = databases[db.source];
         const token = `verify-${randomUUID()}`;
         for (const [writer, reader] of [[name, db.source], [db.source, name]]) {
-            await withClient(writer, databases[writer].uri, (c) => c.query("INSERT INTO sparks_verify.probe VALUES ($1)", [token]));
-            const leaked = await withClient(reader, databases[reader].uri, (c) => c.query("SELECT 1 FROM sparks_verify.probe WHERE token = $1", [token]));
-            await withClient(writer, databases[writer].uri, (c) => c.query("DELETE FROM sparks_verify.probe WHERE token = $1", [token]));
+            await withClient(writer, target(writer), (c) => c.query("INSERT INTO sparks_verify.probe VALUES ($1)", [token]));
+            const leaked = await withClient(reader, target(reader), (c) => c.query("SELECT 1 FROM sparks_verify.probe WHERE token = $1", [token]));
+            await withClient(writer, target(writer), (c) => c.query("DELETE FROM sparks_verify.probe WHERE token = $1", [token]));
             if (leaked.rowCount !== 0) throw new Error(`verify: postgres ${writer}: a write there showed up in ${reader}`);
         }
         passed.push(`postgres ${name}: diverges from ${db.source} (port ${source.port}) in both directions`);

@@ -53,7 +53,7 @@ delete)
         for tool in "$dest"/bin/*; do rm -f "/usr/local/bin/$(basename "$tool")"; done
         for unit in "$dest"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$unit")"; done
     fi
-    rm -rf "$dest" "$dest.old" /etc/sparks
+    rm -rf "$dest" "$dest.old" /etc/sparks /run/spark-pg
     systemctl daemon-reload
     echo "tools: removed; data under $POOL_DIR is kept"
     ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that the host really works: pool mounted and writable, tools at the expected version,
 # KVM answering. Prints one JSON object; a failed check names the host, the check and what to do.
-# Vars: HOST, MOUNT_POINT, TOOLS_HASH.
+# Vars: HOST, MOUNT_POINT, TOOLS_HASH. The host's Postgres TLS certificate (spark-pg cert) goes
+# into the findings: clients verify every instance against it (sslmode=verify-full).
 set -euo pipefail
 fail() { echo "sparks verify: host $HOST: check $1 failed: $2" >&2; exit 1; }
 
@@ -19,4 +20,6 @@ kvm=$(python3 -c 'import fcntl; print(fcntl.ioctl(open("/dev/kvm", "rb"), 0xAE00
 kvm_access=$(stat -c '%a %G' /dev/kvm)
 [ "$kvm_access" = "660 kvm" ] || fail kvm "/dev/kvm is $kvm_access, expected \"660 kvm\"; run systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf"
 
-printf '{"pool":"%s","tools":"%s","sparkPg":"%s","kvmApiVersion":%s}\n' "$MOUNT_POINT" "$TOOLS_HASH" "$version" "$kvm"
+cert=$(spark-pg cert --json 2>&1) || fail tls "spark-pg cert failed: $cert"
+
+printf '{"pool":"%s","tools":"%s","sparkPg":"%s","kvmApiVersion":%s,"pgCertificate":%s}\n' "$MOUNT_POINT" "$TOOLS_HASH" "$version" "$kvm" "$cert"

@@ -7,15 +7,17 @@ import * as YAML from "yaml";
 import { contentHash, HOST_TOOLS_DIR } from "../../components/sparksHost";
 import { verifyStack } from "../../scripts/verify";
 import { LabHost, labDown, labUp, onHost, setHostReachable } from "./lab";
-import { mustSucceed, ROOT, RunResult, TestStack } from "./stack";
+import { mustSucceed, ROOT, run, RunResult, TestStack } from "./stack";
 
 jest.setTimeout(20 * 60 * 1000);
 
 // What Sparks may touch on a host, apart from installed packages: destroy must restore all of it.
 const HOST_STATE = [
-    "ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp /var/lib 2>&1",
+    "ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp 2>&1",
+    "ls -1d /var/lib/sparks 2>&1 || true",
     "ls -1 /etc/sparks 2>&1 || true",
-    "findmnt --noheadings --output TARGET,SOURCE,FSTYPE | sort",
+    // A flat list (no tree), without the login session's runtime mounts that come and go with ssh.
+    "findmnt --list --noheadings --output TARGET,SOURCE,FSTYPE | grep -v -e '^/run/user/' -e '^/run/credentials/' | sort",
     "blkid -p /dev/vdb || echo blank",
     "systemctl list-units --all --plain --no-legend 'spark-pg@*' 'srv-*.mount'",
     "stat -c '%a %G' /dev/kvm",
@@ -30,13 +32,13 @@ describe("the fleet on two lab hosts", () => {
     let config: Record<string, any>;
     const timings: Record<string, number> = {};
 
-    async function timed<T>(label: string, action: () => Promise<T>): Promise<T> {
+    /** Runs a pulumi command and records its time; a slow one shows its output (per-resource times). */
+    async function timed(label: string, action: () => Promise<RunResult>): Promise<RunResult> {
         const start = Date.now();
-        try {
-            return await action();
-        } finally {
-            timings[label] = (Date.now() - start) / 1000;
-        }
+        const result = await action();
+        timings[label] = (Date.now() - start) / 1000;
+        if (timings[label] > 60) console.log(`${label} took ${timings[label]} s:\n${result.stdout.slice(-6000)}`);
+        return result;
     }
 
     const hostStates = () => Promise.all(hosts.map((h) => onHost(h, HOST_STATE)));
@@ -113,7 +115,7 @@ describe("the fleet on two lab hosts", () => {
             ["update", `${h}-tools`], ["update", `${h}-tools-copy`], ["update", `${h}-verify`],
         ]).sort());
         const before = (await stack.outputs()).hosts["spark-1"].tools;
-        expectOk(await stack.up());
+        expectOk(await timed("tool edit up", () => stack.up()));
         expect((await stack.outputs()).hosts["spark-1"].tools).not.toBe(before);
     });
 
@@ -140,7 +142,7 @@ describe("the fleet on two lab hosts", () => {
         delete wrong["sparks:hosts"][1].hostKeyFile;
         wrong["sparks:hosts"][1].hostKey = fs.readFileSync(hosts[0].hostKeyFile, "utf8").trim();
         stack.setConfig(wrong);
-        const up = await stack.up();
+        const up = await timed("wrong key up", () => stack.up());
         expect(up.code).not.toBe(0);
         expect(up.stdout + up.stderr).toMatch(/host spark-2 \(10\.89\.42\.12:22\) presented host key ssh-ed25519 \S+, not the pinned .*refusing to connect/);
         stack.setConfig(config);
@@ -154,7 +156,9 @@ describe("the fleet on two lab hosts", () => {
             // Nothing to change: the up goes ahead, and only the probe's few seconds are spent on spark-2.
             const quiet = await timed("no-change up, spark-2 down", () => stack.up("--expect-no-changes"));
             expectOk(quiet);
-            expect((quiet.stdout + quiet.stderr).split(warning).length - 1).toBe(1);
+            // Once in the run's diagnostics (the progress display repeats what it says there).
+            const diagnostics = (quiet.stdout + quiet.stderr).split("Diagnostics:").slice(1).join("");
+            expect(diagnostics.split(warning).length - 1).toBe(1);
             // A change on both hosts: spark-2's fails in the provider after its bounded retries.
             fs.appendFileSync(path.join(stack.dir, "host", "libexec", "spark-pg-version"), "# edited while spark-2 is down\n");
             const changed = await stack.up();
@@ -176,6 +180,51 @@ describe("the fleet on two lab hosts", () => {
         expect(up.code).not.toBe(0);
         expect(up.stdout + up.stderr).toContain('sparks verify: host spark-1: check kvm failed: /dev/kvm is 600 kvm, expected "660 kvm"; run systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf');
         await onHost(hosts[0], "systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf");
+        expectOk(await stack.up());
+    });
+
+    test("pulumi killed with SIGKILL while an up creates a fork: the documented recovery converges, with no orphan", async () => {
+        stack.setConfig({ ...config, "sparks:forks": [...config["sparks:forks"], { name: "app-late", source: "app" }] });
+        const up = stack.start(["up", "--yes", "--skip-preview"]);
+        // Kill it the moment the fork exists on the host: its create has not been recorded yet.
+        for (const deadline = Date.now() + 120_000; !(await onHost(hosts[0], "spark-pg list --json")).includes('"app-late"');) {
+            if (Date.now() > deadline || up.exitCode !== null) throw new Error("the fork did not appear while pulumi ran");
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        up.kill("SIGKILL");
+        await new Promise((r) => up.once("exit", r));
+        // The recovery the README gives: clear the interrupted create, then up again (which adopts the fork).
+        expectOk(await stack.pulumi(["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]));
+        expectOk(await stack.up());
+        const passed = await verifyStack(await stack.outputs());
+        expect(passed).toContainEqual(expect.stringMatching(/^postgres app-late: .*holds the data of app <- app-late/));
+        const onHostNow = JSON.parse(await onHost(hosts[0], "spark-pg list --json")) as { name: string; owner: string | null }[];
+        expect(onHostNow.filter((db) => db.name === "app-late")).toEqual([expect.objectContaining({ owner: "sparks/dev/app-late" })]);
+        stack.setConfig(config);
+        expectOk(await stack.up());
+        expect(await onHost(hosts[0], "spark-pg list --json")).not.toContain('"app-late"');
+    });
+
+    test("rotating the deploy key is a routine up: every database is adopted as it was", async () => {
+        const rotated = path.join(stack.dir, "rotated_ed25519");
+        mustSucceed("ssh-keygen", await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "rotated", "-f", rotated]));
+        const publicKey = fs.readFileSync(`${rotated}.pub`, "utf8").trim();
+        // As an operator would: authorize the new key, retire the old one, switch the stack to the new one.
+        for (const host of hosts) {
+            await onHost(host, `echo '${publicKey}' >>/root/.ssh/authorized_keys`);
+            await onHost({ ...host, privateKeyFile: rotated }, "cp /root/.ssh/authorized_keys /root/.ssh/authorized_keys.lab && sed -i '/ rotated$/!d' /root/.ssh/authorized_keys");
+        }
+        try {
+            stack.setConfig({ ...config, "sparks:ssh": { ...config["sparks:ssh"], privateKeyFile: "rotated_ed25519" } });
+            expectOk(await timed("key rotation up", () => stack.up()));
+            const passed = await verifyStack(await stack.outputs());
+            expect(passed).toContainEqual(expect.stringMatching(/^postgres app-review: diverges from app/));
+            expectOk(await stack.up("--expect-no-changes"));
+        } finally {
+            // Back to the lab key, which the rest of the test (and destroy) log in with.
+            for (const host of hosts) await onHost({ ...host, privateKeyFile: rotated }, "mv /root/.ssh/authorized_keys.lab /root/.ssh/authorized_keys");
+            stack.setConfig(config);
+        }
         expectOk(await stack.up());
     });
 

@@ -87,9 +87,9 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
 
     test("forks are made in source order, whatever the config order", () => {
         const created = (name: string) => named(`${name}-pg`).inputs.create.split(" && ")[0];
-        expect(created("app")).toBe("spark-pg new 'app' --password-stdin --json");
-        expect(created("app-review")).toBe("spark-pg fork 'app' 'app-review' --password-stdin --json");
-        expect(created("app-review-2")).toBe("spark-pg fork 'app-review' 'app-review-2' --password-stdin --json");
+        expect(created("app")).toBe("spark-pg new 'app' --owner 'sparks/unit/app' --password-stdin --json");
+        expect(created("app-review")).toBe("spark-pg fork 'app' 'app-review' --owner 'sparks/unit/app-review' --password-stdin --json");
+        expect(created("app-review-2")).toBe("spark-pg fork 'app-review' 'app-review-2' --owner 'sparks/unit/app-review-2' --password-stdin --json");
         const order = run.made.map((r) => r.name);
         expect(order.indexOf("app-review-pg")).toBeLessThan(order.indexOf("app-review-2-pg"));
     });
@@ -105,7 +105,8 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
 
     test("exports the verify findings and secret URIs", async () => {
         expect(run.hosts["spark-1"].kvmApiVersion).toBe(12);
-        expect(run.postgres.app.uri).toMatch(/^postgresql:\/\/spark:pw-app-password@10\.0\.0\.12:\d+\/spark$/);
+        expect(run.postgres.app.uri).toMatch(/^postgresql:\/\/spark:pw-app-password@10\.0\.0\.12:\d+\/spark\?sslmode=verify-full$/);
+        expect(run.postgres["app-review"]).toMatchObject({ host: "spark-2", source: "app" });
         expect(await pulumi.isSecret(run.exports.postgres.app.uri)).toBe(true);
     });
 });
