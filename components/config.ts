@@ -10,6 +10,7 @@ import * as net from "net";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
+import { LAB_PASSPHRASE, secretsUnderLabPassphrase } from "./identity";
 
 export const NAMESPACE = "sparks";
 
@@ -88,7 +89,15 @@ export interface SkillsRepoSpec {
     port: number;
 }
 
+/** The local lab a dev stack deploys to (lab/sparks-lab); a stack with it is a lab stack. */
+export interface LabSpec {
+    /** How many lab hosts (spark-1 ... spark-N) the stack's hosts live on. */
+    hosts: number;
+}
+
 export interface FleetConfig {
+    /** Set on lab stacks only: the one kind of stack whose secrets may be under LAB_PASSPHRASE. */
+    lab?: LabSpec;
     ssh: SshSettings;
     hosts: HostSpec[];
     pg: PgSettings;
@@ -102,10 +111,12 @@ export interface FleetConfig {
 export interface ConfigEnvironment {
     projectDir: string;
     readFile(file: string): string | undefined;
+    /** Whether this stack's secrets are encrypted under LAB_PASSPHRASE (see secretsUnderLabPassphrase). */
+    secretsUnderLabPassphrase?: boolean;
 }
 
 // Top-level keys under `sparks:`. `sshPrivateKey` must be a Pulumi secret: loadFleetConfig reads it.
-const TOP_LEVEL_KEYS = ["ssh", "sshPrivateKey", "pool", "hosts", "pg", "postgres", "forks", "devContainers", "skillsRepo"];
+const TOP_LEVEL_KEYS = ["lab", "ssh", "sshPrivateKey", "pool", "hosts", "pg", "postgres", "forks", "devContainers", "skillsRepo"];
 // Providers' own settings live in their namespaces; anything else is most likely a typo.
 const OTHER_NAMESPACES = ["pulumi", "command", "random"];
 const SSH_PRIVATE_KEY = `${NAMESPACE}:sshPrivateKey`;
@@ -627,6 +638,13 @@ function resolveForks(refs: { name: string; ref: string }[], postgres: PgInstanc
     });
 }
 
+function parseLab(value: unknown, problems: Problems): LabSpec | undefined {
+    const obj = asObject(value, "sparks:lab", problems);
+    if (obj === undefined) return undefined;
+    const f = new Fields(obj, "sparks:lab", problems, ["hosts"]);
+    return { hosts: f.integer("hosts", 1, 100, 1, "a number of lab hosts") };
+}
+
 function parseSkillsRepo(value: unknown, problems: Problems): SkillsRepoSpec | undefined {
     const obj = asObject(value, "sparks:skillsRepo", problems);
     if (obj === undefined) return undefined;
@@ -656,6 +674,13 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
         }
     }
 
+    const lab = parseLab(values.lab, problems);
+    if (env.secretsUnderLabPassphrase && lab === undefined) {
+        problems.add("sparks:lab", `is not set, but this stack's secrets are encrypted under the public lab passphrase ("${LAB_PASSPHRASE}", ` +
+            "which toolchain/env.sh sets when no other is given): only a lab stack may use it. Set your own PULUMI_CONFIG_PASSPHRASE " +
+            "(or PULUMI_CONFIG_PASSPHRASE_FILE, or a KMS secrets provider) before `pulumi stack init`, or move an existing stack " +
+            "with `pulumi stack change-secrets-provider`");
+    }
     const ssh = parseSsh(values.ssh, env, problems);
     parseSshPrivateKey(values.sshPrivateKey, secretKeys, problems);
     const pool = parsePool(values.pool, "sparks:pool", problems);
@@ -692,7 +717,7 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
     }
 
     if (problems.list.length > 0) return { problems: problems.list };
-    return { fleet: { ssh, hosts, pg, postgres, forks, devContainers, skillsRepo }, problems: [] };
+    return { fleet: { lab, ssh, hosts, pg, postgres, forks, devContainers, skillsRepo }, problems: [] };
 }
 
 /** Pulumi hands every value over as a string; structured ones are JSON. */
@@ -728,7 +753,7 @@ export function loadFleetConfig(): LoadedFleet {
     const raw = Object.fromEntries(
         Object.entries(pulumi.runtime.allConfig()).map(([key, text]) => [key, decodeConfigValue(text)]),
     );
-    const env = { projectDir: process.cwd(), readFile: readFileIfExists };
+    const env = { projectDir: process.cwd(), readFile: readFileIfExists, secretsUnderLabPassphrase: secretsUnderLabPassphrase() };
     const { fleet, problems } = parseFleetConfig(raw, env, Object.keys(raw).filter((key) => isConfigSecret(key)));
     if (fleet === undefined) {
         throw new pulumi.RunError(`invalid stack config, ${problems.length} problem(s):\n  ${problems.join("\n  ")}`);

@@ -86,6 +86,23 @@ describe("pulumi killed with SIGKILL in the middle of an up", () => {
     });
 });
 
+describe("the public lab passphrase", () => {
+    test("refuses a stack that is not a lab stack before anything runs, and admits a lab stack", async () => {
+        const stack = await TestStack.create("borrowed", {}, { passphrase: "sparks-dev-lab" });
+        try {
+            const refused = await stack.preview();
+            expect(refused.code).not.toBe(0);
+            expect(refused.stdout + refused.stderr).toContain(
+                "sparks:lab: is not set, but this stack's secrets are encrypted under the public lab passphrase");
+            expect((await stack.up()).code).not.toBe(0);
+            stack.setConfig({ "sparks:lab": { hosts: 1 } });
+            expect((await stack.preview()).code).toBe(0);
+        } finally {
+            await stack.remove();
+        }
+    });
+});
+
 describe("the prod stack file", () => {
     test("previews without network: previews never contact hosts", async () => {
         const stack = await TestStack.create("prod", stackFileConfig("prod"));

@@ -45,7 +45,7 @@ export class TestStack {
     readonly dir: string;
     private readonly env: NodeJS.ProcessEnv;
 
-    private constructor(readonly name: string, program?: string) {
+    private constructor(readonly name: string, program?: string, passphrase = "sparks-e2e") {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-e2e-"));
         for (const file of PROGRAM_FILES) fs.cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
         // A test program replaces the project's entry point and keeps its components and settings.
@@ -55,15 +55,16 @@ export class TestStack {
         this.env = {
             ...process.env,
             PULUMI_BACKEND_URL: `file://${path.join(this.dir, ".state")}`,
-            PULUMI_CONFIG_PASSPHRASE: "sparks-e2e",
+            PULUMI_CONFIG_PASSPHRASE: passphrase,
         };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
     }
 
     /** A new stack `name` whose config is `config` (full keys, e.g. "sparks:hosts"); `program`, a
-     *  folder whose files (e.g. index.ts) replace the project's own in the copy. */
-    static async create(name: string, config: Record<string, unknown>, options: { program?: string } = {}): Promise<TestStack> {
-        const stack = new TestStack(name, options.program);
+     *  folder whose files (e.g. index.ts) replace the project's own in the copy; `passphrase`, the
+     *  one its secrets are under (default: a test passphrase). */
+    static async create(name: string, config: Record<string, unknown>, options: { program?: string; passphrase?: string } = {}): Promise<TestStack> {
+        const stack = new TestStack(name, options.program, options.passphrase);
         stack.setConfig(config);
         mustSucceed("pulumi stack init", await stack.exec(["stack", "init", name, "--non-interactive"]));
         return stack;

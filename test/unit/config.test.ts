@@ -52,8 +52,10 @@ describe("stack files", () => {
         expect(parseFleetConfig(stackConfig(stack), env).problems).toEqual([]);
     });
 
-    test("dev and prod use the same keys, so they differ only in values", () => {
-        expect(Object.keys(stackConfig("dev")).sort()).toEqual(Object.keys(stackConfig("prod")).sort());
+    test("dev and prod use the same keys, so they differ only in values (and dev is the lab's stack)", () => {
+        const { "sparks:lab": lab, ...dev } = stackConfig("dev");
+        expect(lab).toEqual({ hosts: 2 });
+        expect(Object.keys(dev).sort()).toEqual(Object.keys(stackConfig("prod")).sort());
     });
 
     test("prod only names documentation addresses (192.0.2.0/24), which no test may contact", () => {
@@ -70,6 +72,27 @@ describe("no code decides by the stack's name", () => {
         .filter((f) => f.endsWith(".ts") && f !== "components/identity.ts");
     test.each(sources)("%s does not read the stack name", (file) => {
         expect(fs.readFileSync(path.join(ROOT, file), "utf8")).not.toMatch(/getStack\s*\(|PULUMI_STACK|\.stack\b/);
+    });
+});
+
+describe("the public lab passphrase", () => {
+    const labOnly = { ...env, secretsUnderLabPassphrase: true };
+    test("is refused for a stack that is not a lab stack, saying what to do", () => {
+        const { problems } = parseFleetConfig(good(), labOnly);
+        expect(problems).toEqual([
+            'sparks:lab: is not set, but this stack\'s secrets are encrypted under the public lab passphrase ("sparks-dev-lab", which ' +
+            "toolchain/env.sh sets when no other is given): only a lab stack may use it. Set your own PULUMI_CONFIG_PASSPHRASE " +
+            "(or PULUMI_CONFIG_PASSPHRASE_FILE, or a KMS secrets provider) before `pulumi stack init`, or move an existing stack " +
+            "with `pulumi stack change-secrets-provider`",
+        ]);
+    });
+
+    test("is fine for a lab stack, and sparks:lab says how many lab hosts", () => {
+        const { fleet, problems } = parseFleetConfig({ ...good(), "sparks:lab": { hosts: 2 } }, labOnly);
+        expect(problems).toEqual([]);
+        expect(fleet?.lab).toEqual({ hosts: 2 });
+        expect(parseFleetConfig({ ...good(), "sparks:lab": { hosts: 0 } }, env).problems).toEqual(
+            ["sparks:lab.hosts: 0 is not a number of lab hosts (1-100)"]);
     });
 });
 
@@ -146,7 +169,7 @@ const badCases: [string, Change, string[], string[]?][] = [
     ["port out of range", (c) => { c["sparks:hosts"][1].port = 70000; },
         ["sparks:hosts[1].port: 70000 is not a TCP port (1-65535)"]],
     ["unknown top-level key", (c) => { c["sparks:host"] = []; },
-        ["sparks:host: unknown key (known: sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
+        ["sparks:host: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
     ["unknown field", (c) => { c["sparks:hosts"][0].adress = "10.0.0.1"; },
         ["sparks:hosts[0].adress: unknown field (allowed: name, address, port, user, hostKey, hostKeyFile, pool)"]],
     ["unknown namespace", (c) => { c["spraks:hosts"] = []; },
@@ -264,7 +287,7 @@ const badCases: [string, Change, string[], string[]?][] = [
         ['sparks:ssh.privateKeyFile: "/etc/shadow" is not a file path (letters, digits, _ . / -)']],
     // A key with a second colon is not the key before it.
     ["a key with a second colon", (c) => { c["sparks:hosts:extra"] = []; },
-        ["sparks:hosts:extra: unknown key (known: sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
+        ["sparks:hosts:extra: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
     // The pool is mounted over its mount point: never a system directory.
     ["the pool over /etc", (c) => { c["sparks:pool"].mountPoint = "/etc"; },
         ["sparks:pool.mountPoint: \"/etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
