@@ -1,6 +1,10 @@
 // Summary: prove a deployed stack works, from the outside, with each database's own credentials
 // Usage: npx ts-node scripts/verify.ts STACK
 //
+// On each host (over SSH, as the stack's config says) it also lists the databases: one the stack
+// made (spark-pg records each database's owner, PROJECT/STACK/NAME) but no longer manages is an
+// orphan, and a failure; one made by hand (no owner) is listed as unmanaged.
+//
 // Hosts verify themselves during `pulumi up` (pool, tools, KVM), in the run that changed them; this
 // reads what they reported and then connects to every Postgres instance and fork over the network with node-postgres: each
 // answers with its own password over TLS verified against its host's certificate (verify-full),
@@ -8,8 +12,10 @@
 // URIs hold passwords: they are kept in memory, never printed.
 import { execFileSync } from "child_process";
 import { randomUUID } from "crypto";
+import * as fs from "fs";
 import * as tls from "tls";
 import { Client } from "pg";
+import { hostAccess, HostRunner } from "./hostAccess";
 
 export interface StackOutputs {
     hosts?: Record<string, { kvmApiVersion: number; tools: string; pool: string; pgCertificate?: { pem: string } }>;
@@ -52,13 +58,38 @@ async function withClient<T>(name: string, target: Target, use: (client: Client)
 const lineageOf = (client: Client) =>
     client.query("SELECT name FROM sparks_verify.lineage ORDER BY name").then((r) => r.rows.map((row) => row.name as string));
 
-/** Checks everything the stack reports; returns one line per check passed, throws on the first failure. */
-export async function verifyStack(outputs: StackOutputs): Promise<string[]> {
+/** What verify needs beyond the outputs to look at the hosts themselves. */
+export interface HostChecks {
+    /** Runs a command on a host of the stack. */
+    run: HostRunner;
+    /** The owner prefix of this stack's databases: `PROJECT/STACK/`. */
+    ownerPrefix: string;
+}
+
+/** One host's databases as spark-pg lists them: orphans of this stack fail, hand-made ones are named. */
+async function checkOwnership(host: string, outputs: StackOutputs, checks: HostChecks): Promise<string> {
+    const listed = JSON.parse(await checks.run(host, "spark-pg list --json")) as { name: string; owner: string | null }[];
+    const managed = new Set(Object.entries(outputs.postgres ?? {}).filter(([, db]) => db.host === host).map(([name]) => name));
+    const orphans = listed.filter((db) => db.owner?.startsWith(checks.ownerPrefix) && !managed.has(db.name));
+    if (orphans.length > 0) {
+        throw new Error(`verify: host ${host}: orphan database(s) ${orphans.map((db) => `${db.name} (owner ${db.owner})`).join(", ")}: ` +
+            "made by this stack, no longer managed by it; destroy them (spark-pg destroy NAME) or put them back in the config");
+    }
+    const unmanaged = listed.filter((db) => db.owner === null).map((db) => db.name);
+    return `host ${host}: no orphan databases; made by hand (unmanaged): ${unmanaged.length > 0 ? unmanaged.join(", ") : "none"}`;
+}
+
+/**
+ * Checks everything the stack reports, and with `hostChecks` the hosts' databases too; returns one
+ * line per check passed, throws on the first failure.
+ */
+export async function verifyStack(outputs: StackOutputs, hostChecks?: HostChecks): Promise<string[]> {
     const passed: string[] = [];
     for (const [name, host] of Object.entries(outputs.hosts ?? {})) {
         if (host.kvmApiVersion !== 12) throw new Error(`verify: host ${name}: KVM API version ${host.kvmApiVersion}, expected 12`);
         // Checked on the host by its verify step, in the `up` that last changed the host.
         passed.push(`host ${name} (as checked on the host by pulumi up): pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`);
+        if (hostChecks !== undefined) passed.push(await checkOwnership(name, outputs, hostChecks));
     }
     const databases = outputs.postgres ?? {};
     const target = (name: string): Target => {
@@ -101,7 +132,15 @@ if (require.main === module) {
         process.exit(2);
     }
     const outputs = JSON.parse(execFileSync("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", stack], { encoding: "utf8" }));
-    verifyStack(outputs).then(
+    const project = /^name:\s*(\S+)/m.exec(fs.readFileSync("Pulumi.yaml", "utf8"))![1];
+    (async () => {
+        const access = await hostAccess(stack, process.cwd());
+        try {
+            return await verifyStack(outputs, { run: access.run, ownerPrefix: `${project}/${stack}/` });
+        } finally {
+            access.close();
+        }
+    })().then(
         (lines) => { for (const line of lines) console.log(`verify: ok: ${line}`); },
         (error) => { console.error((error as Error).message); process.exit(1); },
     );

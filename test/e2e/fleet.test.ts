@@ -93,6 +93,24 @@ describe("the fleet on two lab hosts", () => {
         for (const host of hosts) expect(outputs.hosts[host.name].kvmApiVersion).toBe(12);
         const passed = await verifyStack(outputs);
         expect(passed).toContainEqual(expect.stringMatching(/^postgres app-review: diverges from app/));
+        // The verify command as people run it: it reaches the hosts with the stack's own config.
+        const cli = mustSucceed("verify", await stack.command(path.join(ROOT, "node_modules", ".bin", "ts-node"), [path.join(ROOT, "scripts", "verify.ts"), "dev"]));
+        expect(cli.stdout).toContain("verify: ok: host spark-2: no orphan databases; made by hand (unmanaged): none");
+        expect(cli.stdout).toMatch(/verify: ok: postgres app-review: answers on port \d+ with its own password, over TLS verified against spark-1's certificate/);
+    });
+
+    test("verify fails on a database the stack made but no longer manages, and lists those made by hand", async () => {
+        const checks = { run: (name: string, command: string) => onHost(hosts.find((h) => h.name === name)!, command), ownerPrefix: "sparks/dev/" };
+        await onHost(hosts[0], "spark-pg new stray --owner sparks/dev/stray >/dev/null && spark-pg new byhand >/dev/null");
+        try {
+            await expect(verifyStack(await stack.outputs(), checks)).rejects.toThrow(
+                "verify: host spark-1: orphan database(s) stray (owner sparks/dev/stray): made by this stack, no longer managed by it");
+            await onHost(hosts[0], "spark-pg destroy stray >/dev/null");
+            expect(await verifyStack(await stack.outputs(), checks)).toContainEqual(
+                "host spark-1: no orphan databases; made by hand (unmanaged): byhand");
+        } finally {
+            await onHost(hosts[0], "spark-pg destroy --if-exists stray >/dev/null; spark-pg destroy --if-exists byhand >/dev/null");
+        }
     });
 
     test("the installed tools are root's alone, and the staging directory is closed to local users", async () => {

@@ -82,6 +82,11 @@ export class TestStack {
         return this.exec([...args, "--non-interactive", "--stack", this.name], timeoutMs);
     }
 
+    /** Any command in the stack's copy of the project, with its backend and passphrase. */
+    command(file: string, args: string[]): Promise<RunResult> {
+        return run(file, args, { cwd: this.dir, env: this.env });
+    }
+
     /** `pulumi ARGS` on this stack, started in the background (its output discarded). */
     start(args: string[]): ChildProcess {
         return spawn("pulumi", [...args, "--non-interactive", "--stack", this.name], { cwd: this.dir, env: this.env, stdio: "ignore" });
