@@ -107,22 +107,16 @@ func (h *startedHost) startProgram(t *testing.T, nodeDir string) int {
 // pipe, which the kernel closes the moment the engine dies. With the Run connection left open
 // and the fake engine still answering, only the stdin EOF can be what stops them here.
 func TestLanguageHostExitsWhenEngineStdinCloses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := buildLanguageHost(t)
-	nodeDir := fakeNode(t)
-	t.Setenv("FAKE_SLEEP", "600")
-	engineAddr, _ := startFakeEngine(t)
-	h := startLanguageHost(t, bin, engineAddr)
-	pid := h.startProgram(t, nodeDir)
-
+	h, pid, _ := hostRunningAProgram(t)
 	h.stdin.Close()
 	assertStopped(t, h, pid)
 }
 
-// The whole engine death: stdin closes, the engine's connection drops and its server is gone.
-func TestLanguageHostExitsWhenEngineDies(t *testing.T) {
+// hostRunningAProgram starts the built language host against a fake engine, running a fake node
+// program that sleeps for 10 minutes; it returns the host, the program's PID and a way to stop
+// the fake engine.
+func hostRunningAProgram(t *testing.T) (*startedHost, int, func()) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -131,7 +125,12 @@ func TestLanguageHostExitsWhenEngineDies(t *testing.T) {
 	t.Setenv("FAKE_SLEEP", "600")
 	engineAddr, stopEngine := startFakeEngine(t)
 	h := startLanguageHost(t, bin, engineAddr)
-	pid := h.startProgram(t, nodeDir)
+	return h, h.startProgram(t, nodeDir), stopEngine
+}
+
+// The whole engine death: stdin closes, the engine's connection drops and its server is gone.
+func TestLanguageHostExitsWhenEngineDies(t *testing.T) {
+	h, pid, stopEngine := hostRunningAProgram(t)
 
 	stopEngine()
 	_ = h.conn.Close()
