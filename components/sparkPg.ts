@@ -7,7 +7,7 @@ import * as random from "@pulumi/random";
 import { uriHost } from "./config";
 import { ownerOf } from "./identity";
 import { requireName } from "./names";
-import { SparksHost } from "./sparksHost";
+import { QUIET_REMOTE, SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
 
 export interface PgDatabaseArgs {
@@ -76,6 +76,7 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
             create: `spark-pg ${verb} --owner ${shellQuote(ownerOf(name))} --password-stdin --json && ${recordLineage(name)}`,
             stdin: password.result,
             delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
+            ...QUIET_REMOTE,
             // A new host key means a new machine, which holds none of them (README: rebuilt servers).
             triggers: [args.host.spec.hostKey],
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });

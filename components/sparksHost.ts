@@ -15,6 +15,12 @@ export const HOST_TOOLS_DIR = path.join(__dirname, "..", "host");
 /** Their version: one hash per run, shared by every host. */
 const HOST_TOOLS_HASH = contentHash(HOST_TOOLS_DIR);
 
+/**
+ * For every remote command: no previous output in its environment. The scripts never read it, and
+ * sshd refuses it unless configured to AcceptEnv it, which makes every update print a warning.
+ */
+export const QUIET_REMOTE = { addPreviousOutputInEnv: false };
+
 /** Where tools are staged on a host before tools.sh installs them (root-only; staging.sh). */
 export const STAGING_ROOT = "/var/lib/sparks/staging";
 
@@ -78,6 +84,7 @@ export class SparksHost extends pulumi.ComponentResource {
                 create: setupScript(stepName, "create", { ...hostVars, ...vars }),
                 delete: setupScript(stepName, "delete", { ...hostVars, ...vars }),
                 triggers: identity,
+                ...QUIET_REMOTE,
             }, { parent: this, dependsOn, deleteBeforeReplace: true });
 
         const packages = step("packages", { PACKAGES: PACKAGES.join(" ") }, []);
@@ -108,6 +115,7 @@ export class SparksHost extends pulumi.ComponentResource {
             connection,
             create: setupScript("verify", "create", { ...hostVars, MOUNT_POINT: host.pool.mountPoint, TOOLS_HASH: toolsHash }),
             triggers: identity,
+            ...QUIET_REMOTE,
         }, { parent: this, dependsOn: [pool, kvm, tools] });
 
         this.connection = connection;

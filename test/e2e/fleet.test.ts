@@ -212,7 +212,9 @@ describe("the fleet on two lab hosts", () => {
         }
         up.kill("SIGKILL");
         await new Promise((r) => up.once("exit", r));
-        // The recovery the README gives: clear the interrupted create, then up again (which adopts the fork).
+        // The recovery the README gives: release the dead run's lock, clear its interrupted create,
+        // then up again (which adopts the fork).
+        expectOk(await stack.pulumi(["cancel", "--yes"]));
         expectOk(await stack.pulumi(["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]));
         expectOk(await stack.up());
         const passed = await verifyStack(await stack.outputs());
