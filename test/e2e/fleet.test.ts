@@ -37,7 +37,7 @@ describe("the fleet on two lab hosts", () => {
         const start = Date.now();
         const result = await action();
         timings[label] = (Date.now() - start) / 1000;
-        if (timings[label] > 60) console.log(`${label} took ${timings[label]} s:\n${result.stdout.slice(-6000)}`);
+        if (timings[label] > 60) console.log(`${label} took ${timings[label]} s:\n${result.stdout.slice(0, 4000)}\n...\n${result.stdout.slice(-3000)}`);
         return result;
     }
 
