@@ -62,6 +62,13 @@ delete)
         systemctl disable --now "$unit" >/dev/null 2>&1 || true
         rm -f "/etc/systemd/system/$unit"
         systemctl daemon-reload
+        systemctl reset-failed "$unit" 2>/dev/null || true
+    fi
+    # systemd can fail to spawn its umount (seen in containers on cgroup v1: "Failed to attach to
+    # cgroup ... 219/CGROUP"), leaving the pool mounted: unmount it directly then.
+    if mountpoint -q "$MOUNT_POINT"; then
+        umount "$MOUNT_POINT" 2>/dev/null ||
+            fail "could not unmount $MOUNT_POINT: something still uses it (see: fuser -vm $MOUNT_POINT, or lsof +f -- $MOUNT_POINT)"
     fi
     if [ "$WIPE_ON_DELETE" = true ] && [ -b "$DEVICE" ] && [ "$(blkid -o value -s LABEL "$DEVICE" 2>/dev/null)" = "$LABEL" ]; then
         wipefs --all "$DEVICE" >/dev/null

@@ -150,7 +150,10 @@ mirror_apt_options() {
 boot_host() {
   local name=$1 root dir ns
   root="$(host_root "$name")" dir="$(host_dir "$name")" ns="$(host_netns "$name")"
-  setsid unshare --mount --propagation private -- "$SPARKS_LAB_ROOT/lab/lib/boot-host" \
+  # The unified cgroup hierarchy, as a stock bookworm server has: under the legacy one, systemd in
+  # a host loses track of its cgroups (umount fails with 219/CGROUP, the user manager hangs in its
+  # stop for two minutes and every new ssh session waits for it).
+  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid unshare --mount --propagation private -- "$SPARKS_LAB_ROOT/lab/lib/boot-host" \
     "$root" "$dir" "/run/netns/$ns" -- systemd-nspawn --boot --directory="$root" --machine="$name" \
     --register=no --keep-unit --link-journal=no --console=read-only \
     --network-namespace-path="/run/netns/$ns" --capability=all --resolv-conf=off \
