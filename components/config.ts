@@ -5,11 +5,11 @@
 // the config key and the value. Names that end up in host paths, unit names or command lines are
 // held to NAME_PATTERN, so nothing downstream has to wonder about quoting them. Messages never
 // echo a secret or anything that looks like key material: they end up in logs and CI output.
-import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
+import { readFileIfExists } from "./files";
 import { LAB_PASSPHRASE, secretsUnderLabPassphrase } from "./identity";
 
 export const NAMESPACE = "sparks";
@@ -729,13 +729,6 @@ function decodeConfigValue(text: string): unknown {
     }
 }
 
-function readFileIfExists(file: string): string | undefined {
-    try {
-        return fs.readFileSync(file, "utf8");
-    } catch {
-        return undefined;
-    }
-}
 
 /** The SSH private key as a Pulumi secret, or undefined when the ssh agent is used. */
 export type SshKey = pulumi.Output<string> | undefined;

@@ -2,9 +2,9 @@
 // runs again adopts what this stack made; and whether its secrets are under the public lab
 // passphrase. The one place that reads the stack's name, and never to decide how to deploy (dev
 // and prod differ only in their config).
-import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { readFileIfExists } from "./files";
 
 /** The published passphrase toolchain/env.sh sets when none is given: anyone can decrypt under it. */
 export const LAB_PASSPHRASE = "sparks-dev-lab";
@@ -21,16 +21,8 @@ export function ownerOf(name: string): string {
  */
 export function secretsUnderLabPassphrase(): boolean {
     const file = process.env.PULUMI_CONFIG_PASSPHRASE_FILE;
-    const passphrase = process.env.PULUMI_CONFIG_PASSPHRASE ?? (file ? readText(file)?.replace(/\r?\n$/, "") : undefined);
+    const passphrase = process.env.PULUMI_CONFIG_PASSPHRASE ?? (file ? readFileIfExists(file)?.replace(/\r?\n$/, "") : undefined);
     if (passphrase !== LAB_PASSPHRASE) return false;
-    const stackFile = readText(path.join(process.cwd(), `Pulumi.${pulumi.getStack()}.yaml`)) ?? "";
+    const stackFile = readFileIfExists(path.join(process.cwd(), `Pulumi.${pulumi.getStack()}.yaml`)) ?? "";
     return /^encryptionsalt:/m.test(stackFile);
-}
-
-function readText(file: string): string | undefined {
-    try {
-        return fs.readFileSync(file, "utf8");
-    } catch {
-        return undefined;
-    }
 }

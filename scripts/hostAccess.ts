@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { HostSpec, parseFleetConfig } from "../components/config";
+import { readFileIfExists } from "../components/files";
 
 /** Runs `command` on host `name`; resolves to its stdout, rejects with its stderr. */
 export type HostRunner = (name: string, command: string) => Promise<string>;
@@ -28,23 +29,31 @@ function stackConfig(stack: string): Record<string, unknown> {
 /** Host access for `stack`, from its config; `projectDir` is where its key files are relative to. */
 export async function hostAccess(stack: string, projectDir: string): Promise<HostAccess> {
     const raw = stackConfig(stack);
-    const readFile = (file: string) => { try { return fs.readFileSync(file, "utf8"); } catch { return undefined; } };
-    const { fleet, problems } = parseFleetConfig(raw, { projectDir, readFile });
+    const { fleet, problems } = parseFleetConfig(raw, { projectDir, readFile: readFileIfExists });
     if (fleet === undefined) throw new Error(`verify: the stack config of ${stack} is invalid:\n  ${problems.join("\n  ")}`);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-verify-")); // 0700
     let agent: ChildProcess | undefined;
+    const close = () => {
+        if (agent?.pid !== undefined) process.kill(agent.pid);
+        fs.rmSync(dir, { recursive: true, force: true });
+    };
     const identity: string[] = [];
     const env = { ...process.env };
     if (typeof raw["sparks:sshPrivateKey"] === "string") {
         const socket = path.join(dir, "agent.sock");
         agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
-        for (let waited = 0; !fs.existsSync(socket); waited += 50) {
-            if (waited > 5000) throw new Error("verify: ssh-agent did not start");
-            await new Promise((r) => setTimeout(r, 50));
+        try {
+            for (let waited = 0; !fs.existsSync(socket); waited += 50) {
+                if (waited > 5000) throw new Error("verify: ssh-agent did not start");
+                await new Promise((r) => setTimeout(r, 50));
+            }
+            env.SSH_AUTH_SOCK = socket;
+            execFileSync("ssh-add", ["-q", "-"], { input: raw["sparks:sshPrivateKey"] as string, env, stdio: ["pipe", "ignore", "pipe"] });
+        } catch (error) {
+            close(); // no agent holding the key outlives a failed start
+            throw error;
         }
-        env.SSH_AUTH_SOCK = socket;
-        execFileSync("ssh-add", ["-q", "-"], { input: raw["sparks:sshPrivateKey"] as string, env, stdio: ["pipe", "ignore", "pipe"] });
     } else if (fleet.ssh.privateKeyFile !== undefined) {
         identity.push("-i", path.join(projectDir, fleet.ssh.privateKeyFile), "-o", "IdentitiesOnly=yes");
     }
@@ -67,11 +76,5 @@ export async function hostAccess(stack: string, projectDir: string): Promise<Hos
             });
         });
     };
-    return {
-        run,
-        close: () => {
-            if (agent?.pid !== undefined) process.kill(agent.pid);
-            fs.rmSync(dir, { recursive: true, force: true });
-        },
-    };
+    return { run, close };
 }
