@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 
 	"github.com/blang/semver"
 
@@ -117,12 +115,6 @@ func (p Props) get(key string) (resource.PropertyValue, bool) {
 // Has reports whether key is set to a non-null value.
 func (p Props) Has(key string) bool { _, ok := p.get(key); return ok }
 
-// Unknown reports whether key holds a value that is not known yet (preview).
-func (p Props) Unknown(key string) bool {
-	v, ok := p.get(key)
-	return ok && v.ContainsUnknowns()
-}
-
 func (p Props) String(key, def string) string {
 	if v, ok := p.get(key); ok && v.IsString() {
 		return v.StringValue()
@@ -184,69 +176,6 @@ func (p Props) Object(key string) Props {
 func (p Props) IsSecret(key string) bool {
 	v, ok := p.M[resource.PropertyKey(key)]
 	return ok && v.ContainsSecrets()
-}
-
-// ChangedKeys lists the (non-internal) keys whose values differ between olds and news.
-// Secret markers are ignored for the comparison; a value that is unknown in news counts as changed.
-func ChangedKeys(olds, news resource.PropertyMap) []string {
-	keys := map[resource.PropertyKey]bool{}
-	for k := range olds {
-		keys[k] = true
-	}
-	for k := range news {
-		keys[k] = true
-	}
-	var changed []string
-	for k := range keys {
-		if strings.HasPrefix(string(k), "__") {
-			continue
-		}
-		o, oldOK := olds[k]
-		n, newOK := news[k]
-		if oldOK && o.IsNull() {
-			oldOK = false
-		}
-		if newOK && n.IsNull() {
-			newOK = false
-		}
-		if !oldOK && !newOK {
-			continue
-		}
-		if oldOK != newOK {
-			changed = append(changed, string(k))
-			continue
-		}
-		nu := Unsecret(n)
-		if nu.ContainsUnknowns() || !Unsecret(o).DeepEquals(nu) {
-			changed = append(changed, string(k))
-		}
-	}
-	sort.Strings(changed)
-	return changed
-}
-
-// Diff builds a DiffResult for the changed keys; keys for which replace returns true force a replacement.
-func Diff(olds, news resource.PropertyMap, replace func(key string) bool) plugin.DiffResult {
-	changed := ChangedKeys(olds, news)
-	if len(changed) == 0 {
-		return plugin.DiffResult{Changes: plugin.DiffNone}
-	}
-	res := plugin.DiffResult{Changes: plugin.DiffSome, DetailedDiff: map[string]plugin.PropertyDiff{}}
-	for _, k := range changed {
-		res.ChangedKeys = append(res.ChangedKeys, resource.PropertyKey(k))
-		kind := plugin.DiffUpdate
-		if _, had := olds[resource.PropertyKey(k)]; !had {
-			kind = plugin.DiffAdd
-		} else if _, has := news[resource.PropertyKey(k)]; !has {
-			kind = plugin.DiffDelete
-		}
-		if replace(k) {
-			res.ReplaceKeys = append(res.ReplaceKeys, resource.PropertyKey(k))
-			kind = kind.AsReplace()
-		}
-		res.DetailedDiff[k] = plugin.PropertyDiff{Kind: kind, InputDiff: true}
-	}
-	return res
 }
 
 // Copy returns a shallow copy of m.
