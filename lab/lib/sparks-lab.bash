@@ -53,7 +53,7 @@ host_root() { echo "$LAB_POOL/hosts/$1"; }
 lab_recorded_hosts() {
   local d
   for d in "$LAB_DIR"/hosts/spark-*; do
-    [[ -d $d ]] && echo "${d##*/}"
+    if [[ -d $d ]]; then echo "${d##*/}"; fi
   done | sort -t- -k2,2n
 }
 
@@ -160,6 +160,8 @@ boot_host() {
     --bind="$(<"$dir/loop"):/dev/vdb" --bind="$dir/kvm:/dev/kvm" --bind="$dir/btrfs-control:/dev/btrfs-control" \
     </dev/null >>"$dir/console.log" 2>&1 9>&- &
   echo "$!" >"$dir/nspawn.pid"
+  # How often this machine was booted: a stopped host's next boot is news to whoever saw it run.
+  echo "$(($(cat "$dir/boots" 2>/dev/null || echo 0) + 1))" >"$dir/boots"
 }
 
 # Waits until every host answers ssh with its pinned key and systemd has finished booting.

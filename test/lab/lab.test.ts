@@ -8,7 +8,9 @@ import { ChildProcessWithoutNullStreams, execFileSync, spawn } from "child_proce
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LabHost, sshArgs, writeKnownHosts } from "./labClient";
+import { LabHost, machineState as labMachineState, sshArgs, writeKnownHosts } from "./labClient";
+
+const machineState = () => labMachineState(LAB_DIR);
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const LAB = path.join(ROOT, "lab", "sparks-lab");
@@ -51,38 +53,6 @@ function stat(file: string): fs.Stats | undefined {
     } catch {
         return undefined;
     }
-}
-
-/** The parts of the machine the lab touches. Other people's loop devices and mounts on this
- *  machine come and go, so those lists keep what can be the lab's: anything under the lab
- *  directory, network namespace files, and loop devices whose backing file is not the file of
- *  that name on the machine (a file inside a container). */
-function machineState() {
-    const ownPidNamespace = fs.readlinkSync("/proc/self/ns/pid");
-    const processes = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
-        try {
-            if (/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, "utf8"))) return []; // exited, not yet reaped
-            const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
-            const inContainer = fs.readlinkSync(`/proc/${pid}/ns/pid`) !== ownPidNamespace;
-            const labLike = /systemd-nspawn|TCP-LISTEN:.*bind=10\.89\.42\./.test(cmdline) || cmdline.includes(LAB_DIR);
-            return inContainer || labLike ? [`${pid} ${cmdline}`] : [];
-        } catch {
-            return []; // exited while we looked
-        }
-    });
-    const netns = run("ip", ["netns", "list"]).split("\n").filter(Boolean).map((l) => l.split(" ")[0]);
-    const links = (JSON.parse(run("ip", ["-j", "link", "show"])) as { ifname: string }[]).map((l) => l.ifname);
-    const loops = (JSON.parse(run("losetup", ["-J", "-l", "-O", "NAME,BACK-FILE,BACK-INO"]) || '{"loopdevices":[]}')
-        .loopdevices as { name: string; "back-file": string; "back-ino": string }[])
-        .filter((l) => {
-            const file = l["back-file"].replace(/ \(deleted\)$/, "");
-            const onMachine = stat(file);
-            return file.startsWith(LAB_DIR + "/") || !onMachine || String(onMachine.ino) !== String(l["back-ino"]).trim();
-        })
-        .map((l) => `${l.name} ${l["back-file"]}`);
-    const mounts = run("findmnt", ["-rn", "-o", "TARGET,FSTYPE"]).split("\n")
-        .filter((m) => m.startsWith(LAB_DIR + "/") || m.startsWith("/run/netns") || m.endsWith(" nsfs"));
-    return { processes: processes.sort(), netns: netns.sort(), links: links.sort(), loops: loops.sort(), mounts: mounts.sort() };
 }
 
 function seconds(since: bigint): number {
@@ -255,4 +225,35 @@ test("down twice in a row after up: the second finds nothing and changes nothing
     lab("down");
     expect(machineState()).toEqual(before);
     expect(stat(POOL_IMAGE)).toBeUndefined(); // the pool image, with every subvolume in it, is gone
+}, 15 * 60 * 1000);
+
+test("hosts by name, one at a time: down NAME removes only that host, and the last one takes the whole lab", async () => {
+    const before = machineState();
+    const made = JSON.parse(lab("up", "--json", "spark-1", "spark-2")) as (LabHost & { hostKey: string; boots: number })[];
+    try {
+        expect(made.map((h) => [h.name, h.state, h.boots])).toEqual([["spark-1", "running", 1], ["spark-2", "running", 1]]);
+        expect(made[0].hostKey).toBe(fs.readFileSync(made[0].hostKeyFile, "utf8").trim().split(" ").slice(0, 2).join(" "));
+        // Asking again adopts what is there: the same machine, key and boot count.
+        expect((JSON.parse(lab("up", "--json", "spark-2")) as typeof made)[0]).toEqual(made[1]);
+
+        lab("down", "spark-2");
+        expect(labStatus().map((h) => h.name)).toEqual(["spark-1"]);
+        const knownHosts = knownHostsFor([made[0]]);
+        expect(ssh(made[0], knownHosts, "systemctl is-system-running")).toBe("running");
+        expect(run("ip", ["netns", "list"])).not.toContain("sparks-spark-2");
+        expect(stat(path.join(LAB_DIR, "hosts", "spark-2"))).toBeUndefined();
+
+        // Made again at the same address: a new machine (new key), reachable at once (no stale ARP entry).
+        const started = process.hrtime.bigint();
+        const again = (JSON.parse(lab("up", "--json", "spark-2")) as typeof made)[0];
+        console.log(`sparks-lab up spark-2 after down spark-2: ${seconds(started).toFixed(1)} s`);
+        expect(again.hostKey).not.toBe(made[1].hostKey);
+        expect(ssh(again, knownHostsFor([again]), "getent hosts spark-1 | cut -d' ' -f1")).toBe("10.89.42.11");
+        expect(() => lab("up", "--json", "spark-0")).toThrow(/'spark-0' is not a lab host name: lab hosts are spark-1 \.\.\. spark-100/);
+    } finally {
+        lab("down", "spark-1");
+        lab("down", "spark-2");
+    }
+    expect(machineState()).toEqual(before);
+    expect(fs.readdirSync(LAB_DIR)).toEqual(["ssh"]);
 }, 15 * 60 * 1000);
