@@ -1,6 +1,7 @@
-// Runs commands on a stack's hosts from outside Pulumi (for verify), the way the deployment reaches
-// them: the stack's own config read through components/config.ts, the pinned host key as the only
-// known host, and the login the config names. A private key stored as a Pulumi secret never touches
+// Runs commands on a stack's hosts from outside Pulumi (for `sparks verify` and `status`), the way
+// the deployment reaches them: the stack's own config read through components/config.ts, the host
+// key the last `up` pinned (a stack output) as the only known host, and the login the config names
+// (for a lab stack, the lab's own key). A private key stored as a Pulumi secret never touches
 // the disk or a command line: it is handed to an ssh-agent of our own on stdin, in a private
 // directory, and that agent is stopped by its PID when done.
 import { ChildProcess, execFile, execFileSync, spawn } from "child_process";
@@ -26,8 +27,18 @@ function stackConfig(stack: string): Record<string, unknown> {
     return Object.fromEntries(Object.entries(shown).map(([key, v]) => [key, v.objectValue ?? v.value]));
 }
 
-/** Host access for `stack`, from its config; `projectDir` is where its key files are relative to. */
-export async function hostAccess(stack: string, projectDir: string): Promise<HostAccess> {
+/** The lab's login key file, as the lab tool reports it. */
+function labKeyFile(projectDir: string): string {
+    const hosts = JSON.parse(execFileSync(path.join(projectDir, "lab", "sparks-lab"), ["status", "--json"], { encoding: "utf8" })) as { privateKeyFile: string }[];
+    if (hosts.length === 0) throw new Error("the lab has no hosts: run pulumi up");
+    return hosts[0].privateKeyFile;
+}
+
+/**
+ * Host access for `stack`, from its config and the host keys its last `up` pinned (`pinned`, by
+ * host name; config's own pin where a host has none); `projectDir` is where key files are relative to.
+ */
+export async function hostAccess(stack: string, projectDir: string, pinned: Record<string, string | undefined> = {}): Promise<HostAccess> {
     const raw = stackConfig(stack);
     const { fleet, problems } = parseFleetConfig(raw, { projectDir, readFile: readFileIfExists });
     if (fleet === undefined) throw new Error(`verify: the stack config of ${stack} is invalid:\n  ${problems.join("\n  ")}`);
@@ -56,17 +67,21 @@ export async function hostAccess(stack: string, projectDir: string): Promise<Hos
         }
     } else if (fleet.ssh.privateKeyFile !== undefined) {
         identity.push("-i", path.join(projectDir, fleet.ssh.privateKeyFile), "-o", "IdentitiesOnly=yes");
+    } else if (fleet.lab !== undefined && fleet.hosts.some((h) => h.lab)) {
+        identity.push("-i", labKeyFile(projectDir), "-o", "IdentitiesOnly=yes");
     }
     const hosts = new Map<string, HostSpec>(fleet.hosts.map((h) => [h.name, h]));
     const run: HostRunner = (name, command) => {
         const host = hosts.get(name);
         if (host === undefined) return Promise.reject(new Error(`host ${name} is not in the stack's config`));
+        const hostKey = pinned[name] ?? host.hostKey;
+        if (hostKey === undefined) return Promise.reject(new Error(`host ${name} has no pinned host key yet: run pulumi up`));
         const knownHosts = path.join(dir, `known_hosts.${name}`);
-        fs.writeFileSync(knownHosts, `[${host.address}]:${host.port} ${host.hostKey}\n${host.address} ${host.hostKey}\n`);
+        fs.writeFileSync(knownHosts, `[${host.address}]:${host.port} ${hostKey}\n${host.address} ${hostKey}\n`);
         const args = [
             ...identity, "-p", String(host.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", `HostKeyAlgorithms=${host.hostKey.split(" ")[0]}`, "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+            "-o", `HostKeyAlgorithms=${hostKey.split(" ")[0]}`, "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
             `${host.user}@${host.address}`, command,
         ];
         return new Promise((resolve, reject) => {

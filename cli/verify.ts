@@ -1,27 +1,32 @@
-// Summary: prove a deployed stack works, from the outside, with each database's own credentials
-// Usage: npx ts-node scripts/verify.ts STACK
-//
-// On each host (over SSH, as the stack's config says) it also lists the databases: one the stack
-// made (spark-pg records each database's owner, PROJECT/STACK/NAME) but no longer manages is an
-// orphan, and a failure; one made by hand (no owner) is listed as unmanaged.
-//
-// Hosts verify themselves during `pulumi up` (pool, tools, KVM), in the run that changed them; this
-// reads what they reported and then connects to every Postgres instance and fork over the network with node-postgres: each
-// answers with its own password over TLS verified against its host's certificate (verify-full),
-// a fork holds its source's data as of the fork, and a write on either side stays on that side.
+// `sparks verify`: proves a deployed stack works, live, from the outside. Every check runs, also
+// after one fails, and each gives a result line (check, target, ok, detail, time):
+// - on each host, over SSH as the deployment logs in: the same checks as the verify step of
+//   `pulumi up` (pool, tools, KVM, TLS certificate, spark-pg units), and its databases: one the
+//   stack made (spark-pg records each database's owner, PROJECT/STACK/NAME) but no longer manages
+//   is an orphan, and a failure; one made by hand (no owner) is listed as unmanaged;
+// - every Postgres instance and fork over the network with node-postgres: each answers with its
+//   own password over TLS verified against its host's certificate (verify-full), a fork holds its
+//   source's data as of the fork, and a write on either side stays on that side.
 // URIs hold passwords: they are kept in memory, never printed.
-import { execFileSync } from "child_process";
 import { randomUUID } from "crypto";
-import * as fs from "fs";
 import * as tls from "tls";
 import { Client } from "pg";
-import { hostAccess, HostRunner } from "./hostAccess";
+import { setupScript } from "../components/shell";
+import { HostRunner } from "./hostAccess";
 
 export interface StackOutputs {
-    hosts?: Record<string, { kvmApiVersion: number; tools: string; pool: string; pgCertificate?: { pem: string } }>;
+    hosts?: Record<string, { kvmApiVersion: number; tools: string; pool: string; hostKey?: string; pgCertificate?: { pem: string } }>;
     postgres?: Record<string, { port: number; uri: string; source?: string; host?: string }>;
 }
 
+/** One check's outcome: what was checked, on what, whether it passed, what was found, how long it took. */
+export interface CheckResult {
+    check: string;
+    target: string;
+    ok: boolean;
+    detail: string;
+    ms: number;
+}
 /** A database's connection: its URI, and the certificate its host's TLS must present. */
 interface Target { uri: string; certificate: string }
 
@@ -41,12 +46,12 @@ function clientFor(target: Target): Client {
     });
 }
 
-async function withClient<T>(name: string, target: Target, use: (client: Client) => Promise<T>): Promise<T> {
+async function withClient<T>(target: Target, use: (client: Client) => Promise<T>): Promise<T> {
     const client = clientFor(target);
     try {
         await client.connect();
     } catch (error) {
-        throw new Error(`verify: postgres ${name}: cannot connect with its own credentials: ${(error as Error).message}`);
+        throw new Error(`cannot connect with its own credentials: ${(error as Error).message}`);
     }
     try {
         return await use(client);
@@ -64,6 +69,18 @@ export interface HostChecks {
     run: HostRunner;
     /** The owner prefix of this stack's databases: `PROJECT/STACK/`. */
     ownerPrefix: string;
+    /** The host tools' version the hosts must have: this checkout's (contentHash of its host/). */
+    toolsHash: string;
+}
+
+/** Runs `body` as check `check` of `target`: its detail, or the failure's message. */
+async function timedCheck(check: string, target: string, body: () => Promise<string>): Promise<CheckResult> {
+    const started = Date.now();
+    try {
+        return { check, target, ok: true, detail: await body(), ms: Date.now() - started };
+    } catch (error) {
+        return { check, target, ok: false, detail: (error as Error).message, ms: Date.now() - started };
+    }
 }
 
 /** One host's databases as spark-pg lists them: orphans of this stack fail, hand-made ones are named. */
@@ -72,76 +89,88 @@ async function checkOwnership(host: string, outputs: StackOutputs, checks: HostC
     const managed = new Set(Object.entries(outputs.postgres ?? {}).filter(([, db]) => db.host === host).map(([name]) => name));
     const orphans = listed.filter((db) => db.owner?.startsWith(checks.ownerPrefix) && !managed.has(db.name));
     if (orphans.length > 0) {
-        throw new Error(`verify: host ${host}: orphan database(s) ${orphans.map((db) => `${db.name} (owner ${db.owner})`).join(", ")}: ` +
+        throw new Error(`orphan database(s) ${orphans.map((db) => `${db.name} (owner ${db.owner})`).join(", ")}: ` +
             "made by this stack, no longer managed by it; destroy them (spark-pg destroy NAME) or put them back in the config");
     }
     const unmanaged = listed.filter((db) => db.owner === null).map((db) => db.name);
-    return `host ${host}: no orphan databases; made by hand (unmanaged): ${unmanaged.length > 0 ? unmanaged.join(", ") : "none"}`;
+    return `no orphan databases; made by hand (unmanaged): ${unmanaged.length > 0 ? unmanaged.join(", ") : "none"}`;
+}
+
+/** The host checks of the verify step (components/setup/verify.sh), run live over SSH; the tools must be this checkout's. */
+async function hostStepChecks(name: string, host: NonNullable<StackOutputs["hosts"]>[string], checks: HostChecks): Promise<CheckResult[]> {
+    const script = setupScript("verify", "check", { HOST: name, MOUNT_POINT: host.pool, TOOLS_HASH: checks.toolsHash });
+    const started = Date.now();
+    let out: string;
+    try {
+        out = await checks.run(name, script);
+    } catch (error) {
+        return [{ check: "ssh", target: name, ok: false, detail: (error as Error).message, ms: Date.now() - started }];
+    }
+    const ms = Date.now() - started;
+    return out.trim().split("\n").map((line) => ({ ...(JSON.parse(line) as { check: string; ok: boolean; detail: string }), target: name, ms }));
 }
 
 /**
- * Checks everything the stack reports, and with `hostChecks` the hosts' databases too; returns one
- * line per check passed, throws on the first failure.
+ * Runs every check: with `hostChecks`, live on the hosts as well; without, the hosts are judged by
+ * what the last `up` recorded. Never throws for a failed check: each one is a result.
  */
-export async function verifyStack(outputs: StackOutputs, hostChecks?: HostChecks): Promise<string[]> {
-    const passed: string[] = [];
+export async function verifyStack(outputs: StackOutputs, hostChecks?: HostChecks): Promise<CheckResult[]> {
+    const results: CheckResult[] = [];
     for (const [name, host] of Object.entries(outputs.hosts ?? {})) {
-        if (host.kvmApiVersion !== 12) throw new Error(`verify: host ${name}: KVM API version ${host.kvmApiVersion}, expected 12`);
-        // Checked on the host by its verify step, in the `up` that last changed the host.
-        passed.push(`host ${name} (as checked on the host by pulumi up): pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`);
-        if (hostChecks !== undefined) passed.push(await checkOwnership(name, outputs, hostChecks));
+        if (hostChecks === undefined) {
+            results.push(await timedCheck("recorded", name, async () => {
+                if (host.kvmApiVersion !== 12) throw new Error(`KVM API version ${host.kvmApiVersion}, expected 12`);
+                return `as pulumi up checked it: pool ${host.pool}, tools ${host.tools}, KVM API ${host.kvmApiVersion}`;
+            }));
+            continue;
+        }
+        const steps = await hostStepChecks(name, host, hostChecks);
+        results.push(...steps);
+        if (steps.some((r) => r.check === "ssh")) continue;
+        results.push(await timedCheck("orphans", name, () => checkOwnership(name, outputs, hostChecks)));
     }
     const databases = outputs.postgres ?? {};
     const target = (name: string): Target => {
         const db = databases[name];
         const certificate = db.host === undefined ? undefined : outputs.hosts?.[db.host]?.pgCertificate?.pem;
-        if (certificate === undefined) throw new Error(`verify: postgres ${name}: no TLS certificate for its host ${db.host ?? "(unknown)"} in the stack outputs; run pulumi up`);
+        if (certificate === undefined) throw new Error(`no TLS certificate for its host ${db.host ?? "(unknown)"} in the stack outputs; run pulumi up`);
         return { uri: db.uri, certificate };
     };
     const chainOf = (name: string): string[] => {
         const source = databases[name].source;
-        return source === undefined ? [name] : [...chainOf(source), name];
+        return source === undefined || databases[source] === undefined ? [name] : [...chainOf(source), name];
     };
+    const reachable = new Set<string>();
     for (const [name, db] of Object.entries(databases)) {
-        const lineage = await withClient(name, target(name), lineageOf);
-        const chain = chainOf(name);
-        if (JSON.stringify(lineage) !== JSON.stringify([...chain].sort())) {
-            throw new Error(`verify: postgres ${name}: holds the data of ${JSON.stringify(lineage)}, expected that of ${JSON.stringify(chain)}`);
-        }
-        passed.push(`postgres ${name}: answers on port ${db.port} with its own password, over TLS verified against ${db.host}'s certificate; holds the data of ${chain.join(" <- ")}`);
+        const connect = await timedCheck("connect", name, async () => {
+            await withClient(target(name), (c) => c.query("SELECT 1"));
+            return `answers on ${db.host}:${db.port} with its own password, over TLS verified against ${db.host}'s certificate`;
+        });
+        results.push(connect);
+        if (!connect.ok) continue;
+        reachable.add(name);
+        results.push(await timedCheck("lineage", name, async () => {
+            const lineage = await withClient(target(name), lineageOf);
+            const chain = chainOf(name);
+            if (JSON.stringify(lineage) !== JSON.stringify([...chain].sort())) {
+                throw new Error(`holds the data of ${JSON.stringify(lineage)}, expected that of ${JSON.stringify(chain)}`);
+            }
+            return `holds the data of ${chain.join(" <- ")}`;
+        }));
     }
     for (const [name, db] of Object.entries(databases)) {
-        if (db.source === undefined) continue;
-        const source = databases[db.source];
-        const token = `verify-${randomUUID()}`;
-        for (const [writer, reader] of [[name, db.source], [db.source, name]]) {
-            await withClient(writer, target(writer), (c) => c.query("INSERT INTO sparks_verify.probe VALUES ($1)", [token]));
-            const leaked = await withClient(reader, target(reader), (c) => c.query("SELECT 1 FROM sparks_verify.probe WHERE token = $1", [token]));
-            await withClient(writer, target(writer), (c) => c.query("DELETE FROM sparks_verify.probe WHERE token = $1", [token]));
-            if (leaked.rowCount !== 0) throw new Error(`verify: postgres ${writer}: a write there showed up in ${reader}`);
-        }
-        passed.push(`postgres ${name}: diverges from ${db.source} (port ${source.port}) in both directions`);
+        if (db.source === undefined || !reachable.has(name) || !reachable.has(db.source)) continue;
+        const source = db.source;
+        results.push(await timedCheck("diverges", name, async () => {
+            const token = `verify-${randomUUID()}`;
+            for (const [writer, reader] of [[name, source], [source, name]]) {
+                await withClient(target(writer), (c) => c.query("INSERT INTO sparks_verify.probe VALUES ($1)", [token]));
+                const leaked = await withClient(target(reader), (c) => c.query("SELECT 1 FROM sparks_verify.probe WHERE token = $1", [token]));
+                await withClient(target(writer), (c) => c.query("DELETE FROM sparks_verify.probe WHERE token = $1", [token]));
+                if (leaked.rowCount !== 0) throw new Error(`a write in ${writer} showed up in ${reader}`);
+            }
+            return `diverges from ${source} in both directions`;
+        }));
     }
-    return passed;
-}
-
-if (require.main === module) {
-    const stack = process.argv[2];
-    if (!stack || !/^[a-z][a-z0-9-]*$/.test(stack)) {
-        console.error("usage: npx ts-node scripts/verify.ts STACK");
-        process.exit(2);
-    }
-    const outputs = JSON.parse(execFileSync("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", stack], { encoding: "utf8" }));
-    const project = /^name:\s*(\S+)/m.exec(fs.readFileSync("Pulumi.yaml", "utf8"))![1];
-    (async () => {
-        const access = await hostAccess(stack, process.cwd());
-        try {
-            return await verifyStack(outputs, { run: access.run, ownerPrefix: `${project}/${stack}/` });
-        } finally {
-            access.close();
-        }
-    })().then(
-        (lines) => { for (const line of lines) console.log(`verify: ok: ${line}`); },
-        (error) => { console.error((error as Error).message); process.exit(1); },
-    );
+    return results;
 }

@@ -1,19 +1,32 @@
 // The whole fleet from validated config: hosts first, then their databases, forks after sources.
 import * as pulumi from "@pulumi/pulumi";
 import { LoadedFleet } from "./config";
+import { LabHost } from "./labHost";
 import { SparksHost } from "./sparksHost";
 import { PgDatabase, PgFork, PgInstance } from "./sparkPg";
 
 export function deployFleet(fleet: LoadedFleet) {
-    const hosts = new Map(fleet.hosts.map((host) => [host.name, new SparksHost(host.name, {
-        host, ssh: fleet.ssh, privateKey: fleet.sshPrivateKey, pg: fleet.pg,
-    })]));
+    // A lab host is a machine the stack makes, pinned as made; any other host is pinned in config.
+    // What lives on a lab machine goes with it: deleting the machine skips their deletes (nothing
+    // to clean on a machine that is about to be removed, and no SSH to one that is already gone).
+    const machines = new Map(fleet.hosts.filter((host) => host.lab).map((host) => [host.name, new LabHost(host.name)]));
+    const onHost = (name: string): pulumi.ComponentResourceOptions => ({ deletedWith: machines.get(name) });
+    const hosts = new Map(fleet.hosts.map((host) => {
+        const machine = machines.get(host.name);
+        return [host.name, new SparksHost(host.name, {
+            host,
+            hostKey: machine?.hostKey ?? host.hostKey!,
+            ssh: fleet.ssh,
+            privateKey: machine?.privateKey ?? fleet.sshPrivateKey,
+            pg: fleet.pg,
+        }, onHost(host.name))];
+    }));
 
     const databases = new Map<string, PgDatabase>();
     for (const instance of fleet.postgres) {
         databases.set(instance.name, new PgInstance(instance.name, {
             host: hosts.get(instance.host)!, protect: fleet.pg.protectInstances,
-        }));
+        }, onHost(instance.host)));
     }
     // Config order need not be dependency order: keep placing forks whose source exists. A round
     // that places nothing means a source that never appears (config refuses those; callers of
@@ -25,7 +38,7 @@ export function deployFleet(fleet: LoadedFleet) {
             throw new pulumi.RunError(`forks without a source: ${pending.map((f) => `${f.name} (source ${f.source})`).join(", ")}`);
         }
         for (const fork of ready) {
-            databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)! }));
+            databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)! }, onHost(fork.host)));
         }
         pending = pending.filter((fork) => !databases.has(fork.name));
     }

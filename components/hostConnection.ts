@@ -20,21 +20,23 @@ const PER_DIAL_TIMEOUT_SECONDS = 10;
  *
  * It runs during `up` only: previews never contact hosts (prod's preview must stay offline).
  */
-function checkedAddress(host: HostSpec): pulumi.Output<string> {
+function checkedAddress(host: HostSpec, hostKey: pulumi.Input<string>): pulumi.Output<string> {
     if (pulumi.runtime.isDryRun()) return pulumi.output(host.address);
-    const keyType = host.hostKey.split(" ")[0];
-    // Not answering is a verdict for the gate to word, not a failed invoke: always exit 0.
-    const probe = `ssh-keyscan -T ${PROBE_TIMEOUT_SECONDS} -p ${host.port} -t ${keyType} ${shellQuote(host.address)} 2>/dev/null; exit 0`;
-    return command.local.runOutput({ command: probe, logging: "none" }).apply((result) => {
-        const verdict = gateVerdict(host, result.stdout);
-        if (verdict.refuse !== undefined) throw new pulumi.RunError(verdict.refuse);
-        if (verdict.warn !== undefined) pulumi.log.warn(verdict.warn);
-        return host.address;
+    return pulumi.output(hostKey).apply((pinned) => {
+        // Not answering is a verdict for the gate to word, not a failed invoke: always exit 0.
+        const probe = `ssh-keyscan -T ${PROBE_TIMEOUT_SECONDS} -p ${host.port} -t ${shellQuote(pinned.split(" ")[0])} ` +
+            `${shellQuote(host.address)} 2>/dev/null; exit 0`;
+        return command.local.runOutput({ command: probe, logging: "none" }).apply((result) => {
+            const verdict = gateVerdict(host, pinned, result.stdout);
+            if (verdict.refuse !== undefined) throw new pulumi.RunError(verdict.refuse);
+            if (verdict.warn !== undefined) pulumi.log.warn(verdict.warn);
+            return host.address;
+        });
     });
 }
 
-/** What the gate makes of what ssh-keyscan printed ("" when the host did not answer). */
-export function gateVerdict(host: HostSpec, keyscanOutput: string): { refuse?: string; warn?: string } {
+/** What the gate makes of what ssh-keyscan printed ("" when the host did not answer) for the key `pinned`. */
+export function gateVerdict(host: HostSpec, pinned: string, keyscanOutput: string): { refuse?: string; warn?: string } {
     const where = `host ${host.name} (${uriHost(host.address)}:${host.port})`;
     const line = keyscanOutput.trim();
     if (line === "") {
@@ -44,10 +46,10 @@ export function gateVerdict(host: HostSpec, keyscanOutput: string): { refuse?: s
         };
     }
     const presented = line.split(/\s+/).slice(-2).join(" ");
-    if (presented !== host.hostKey) {
+    if (presented !== pinned) {
         return {
-            refuse: `${where} presented host key ${presented}, not the pinned ${host.hostKey}: refusing to connect. ` +
-                `If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_${hostKeyFileType(host.hostKey)}_key.pub); otherwise treat this as an attack`,
+            refuse: `${where} presented host key ${presented}, not the pinned ${pinned}: refusing to connect. ` +
+                `If the server was rebuilt, pin its new key (read on the server: cut -d' ' -f1,2 /etc/ssh/ssh_host_${hostKeyFileType(pinned)}_key.pub); otherwise treat this as an attack`,
         };
     }
     return {};
@@ -60,13 +62,13 @@ function hostKeyFileType(hostKey: string): string {
     return algorithm.replace(/^ssh-/, "");
 }
 
-/** The connection for every remote command on `host`. */
-export function hostConnection(host: HostSpec, ssh: SshSettings, privateKey: SshKey): command.types.input.remote.ConnectionArgs {
+/** The connection for every remote command on `host`, which must present `hostKey`. */
+export function hostConnection(host: HostSpec, hostKey: pulumi.Input<string>, ssh: SshSettings, privateKey: SshKey): command.types.input.remote.ConnectionArgs {
     return {
-        host: checkedAddress(host),
+        host: checkedAddress(host, hostKey),
         port: host.port,
         user: host.user,
-        hostKey: host.hostKey,
+        hostKey,
         privateKey,
         // The provider's own retries wait for a host that is booting: connectAttempts dials in
         // all, with a backoff of 100 ms growing 1.5x per attempt, each wait at most 5 s.

@@ -78,7 +78,7 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
             delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
             ...QUIET_REMOTE,
             // A new host key means a new machine, which holds none of them (README: rebuilt servers).
-            triggers: [args.host.spec.hostKey],
+            triggers: [args.host.hostKey],
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
         this.source = args.source?.databaseName;

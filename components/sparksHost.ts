@@ -31,6 +31,8 @@ const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git",
 export interface SparksHostArgs {
     /** The host as validated from `sparks:hosts`. */
     host: HostSpec;
+    /** The host key it must present: the pinned one from config, or a lab machine's (LabHost). */
+    hostKey: pulumi.Input<string>;
     /** How to log in (`sparks:ssh`). */
     ssh: SshSettings;
     /** The SSH private key, a secret; undefined when the ssh agent is used. */
@@ -47,13 +49,15 @@ export interface HostVerification {
     kvmApiVersion: number;
     /** The host's Postgres TLS certificate: every instance and fork serves it (verify-full against it). */
     pgCertificate: { pem: string; sha256: string; names: string[] };
+    /** The host key the deployment pinned ("type base64"): `sparks verify` connects with it too. */
+    hostKey: string;
 }
 
 /**
  * A Sparks host.
  *
  * ```ts
- * const host = new SparksHost("spark-1", { host, ssh, privateKey, pg });
+ * const host = new SparksHost("spark-1", { host, hostKey, ssh, privateKey, pg });
  * new PgInstance("app", { host, ... }); // runs after host.ready
  * ```
  */
@@ -65,6 +69,8 @@ export class SparksHost extends pulumi.ComponentResource {
     /** The verify step's findings, exported as a stack output. */
     readonly verification: pulumi.Output<HostVerification>;
     readonly spec: HostSpec;
+    /** The host key the deployment pins: a new one means a new machine, set up from scratch. */
+    readonly hostKey: pulumi.Input<string>;
 
     constructor(name: string, args: SparksHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("sparks:index:SparksHost", name, {}, opts);
@@ -72,12 +78,13 @@ export class SparksHost extends pulumi.ComponentResource {
         const { host } = args;
         const toolsHash = HOST_TOOLS_HASH;
         this.spec = host;
-        const connection = hostConnection(host, args.ssh, args.privateKey);
+        this.hostKey = args.hostKey;
+        const connection = hostConnection(host, args.hostKey, args.ssh, args.privateKey);
         const poolDir = `${host.pool.mountPoint}/pg`;
         const hostVars = { HOST: host.name };
 
         // A new host key means a new machine: set it up from scratch (README: rebuilt servers).
-        const identity = [host.hostKey];
+        const identity = [args.hostKey];
         const step = (stepName: string, vars: Record<string, string | number>, dependsOn: pulumi.Resource[]) =>
             new command.remote.Command(`${name}-${stepName}`, {
                 connection,
@@ -114,13 +121,14 @@ export class SparksHost extends pulumi.ComponentResource {
         const verify = new command.remote.Command(`${name}-verify`, {
             connection,
             create: setupScript("verify", "create", { ...hostVars, MOUNT_POINT: host.pool.mountPoint, TOOLS_HASH: toolsHash }),
-            triggers: identity,
+            // Any step that changes the host re-runs the checks, so every such up ends verified.
+            triggers: [...identity, packages.create, pool.create, kvm.create, tools.create],
             ...QUIET_REMOTE,
         }, { parent: this, dependsOn: [pool, kvm, tools] });
 
         this.connection = connection;
         this.ready = verify;
-        this.verification = verify.stdout.apply((out) => JSON.parse(out) as HostVerification);
+        this.verification = pulumi.all([verify.stdout, args.hostKey]).apply(([out, hostKey]) => ({ ...JSON.parse(out), hostKey }) as HostVerification);
         this.registerOutputs({ verification: this.verification });
     }
 }

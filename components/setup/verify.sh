@@ -1,25 +1,66 @@
 #!/usr/bin/env bash
 # Checks that the host really works: pool mounted and writable, tools at the expected version,
-# KVM answering. Prints one JSON object; a failed check names the host, the check and what to do.
+# KVM answering, the Postgres TLS certificate, no failed spark-pg units. Every check runs, also
+# after one fails.
+#   create (the verify step of `pulumi up`): prints the findings as one JSON object; a failed
+#     check fails the step, one line each, naming the host, the check and what to do.
+#   check (`sparks verify`): prints every check as a JSON line {"check","ok","detail"}.
 # Vars: HOST, MOUNT_POINT, TOOLS_HASH. The host's Postgres TLS certificate (spark-pg cert) goes
 # into the findings: clients verify every instance against it (sslmode=verify-full).
 set -euo pipefail
-fail() { echo "sparks verify: host $HOST: check $1 failed: $2" >&2; exit 1; }
+verb=${1:-create}
 
-fstype=$(findmnt --noheadings --output FSTYPE --mountpoint "$MOUNT_POINT" || true)
-[ "$fstype" = btrfs ] || fail pool "$MOUNT_POINT is not a mounted btrfs filesystem (found: ${fstype:-nothing}); check the pool's mount unit with systemctl status"
-probe=$(mktemp -p "$MOUNT_POINT" .sparks-verify.XXXXXX 2>/dev/null) || fail pool "$MOUNT_POINT is not writable; check the disk and \`dmesg\`"
-rm -f "$probe"
+check_pool() {
+  local fstype probe
+  fstype=$(findmnt --noheadings --output FSTYPE --mountpoint "$MOUNT_POINT" || true)
+  [ "$fstype" = btrfs ] || { echo "$MOUNT_POINT is not a mounted btrfs filesystem (found: ${fstype:-nothing}); check the pool's mount unit with systemctl status"; return 1; }
+  probe=$(mktemp -p "$MOUNT_POINT" .sparks-verify.XXXXXX 2>/dev/null) || { echo "$MOUNT_POINT is not writable; check the disk and \`dmesg\`"; return 1; }
+  rm -f "$probe"
+  echo "$MOUNT_POINT is a mounted, writable btrfs filesystem"
+}
 
-installed=$(cat /opt/sparks/.content-hash 2>/dev/null || echo none)
-[ "$installed" = "$TOOLS_HASH" ] || fail tools "/opt/sparks is at $installed, expected $TOOLS_HASH; run pulumi up again"
-version=$(spark-pg version 2>&1) || fail tools "spark-pg does not run: $version"
+check_tools() {
+  local installed version
+  installed=$(cat /opt/sparks/.content-hash 2>/dev/null || echo none)
+  [ "$installed" = "$TOOLS_HASH" ] || { echo "/opt/sparks is at $installed, expected $TOOLS_HASH; run pulumi up again"; return 1; }
+  version=$(spark-pg version 2>&1) || { echo "spark-pg does not run: $version"; return 1; }
+  echo "/opt/sparks at $TOOLS_HASH; $version"
+}
 
-kvm=$(python3 -c 'import fcntl; print(fcntl.ioctl(open("/dev/kvm", "rb"), 0xAE00))' 2>&1) || fail kvm "the KVM_GET_API_VERSION ioctl failed: $kvm; check that /dev/kvm exists and virtualization is enabled"
-[ "$kvm" = 12 ] || fail kvm "KVM API version is $kvm, expected 12"
-kvm_access=$(stat -c '%a %G' /dev/kvm)
-[ "$kvm_access" = "660 kvm" ] || fail kvm "/dev/kvm is $kvm_access, expected \"660 kvm\"; run systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf"
+check_kvm() {
+  local kvm access
+  kvm=$(python3 -c 'import fcntl; print(fcntl.ioctl(open("/dev/kvm", "rb"), 0xAE00))' 2>&1) || { echo "the KVM_GET_API_VERSION ioctl failed: $kvm; check that /dev/kvm exists and virtualization is enabled"; return 1; }
+  [ "$kvm" = 12 ] || { echo "KVM API version is $kvm, expected 12"; return 1; }
+  access=$(stat -c '%a %G' /dev/kvm)
+  [ "$access" = "660 kvm" ] || { echo "/dev/kvm is $access, expected \"660 kvm\"; run systemd-tmpfiles --create /etc/tmpfiles.d/sparks-kvm.conf"; return 1; }
+  echo "KVM API version 12, /dev/kvm 660 kvm"
+}
 
-cert=$(spark-pg cert --json 2>&1) || fail tls "spark-pg cert failed: $cert"
+check_tls() {
+  local cert
+  cert=$(spark-pg cert --json 2>&1) || { echo "spark-pg cert failed: $cert"; return 1; }
+  echo "the Postgres TLS certificate is in place"
+}
 
-printf '{"pool":"%s","tools":"%s","sparkPg":"%s","kvmApiVersion":%s,"pgCertificate":%s}\n' "$MOUNT_POINT" "$TOOLS_HASH" "$version" "$kvm" "$cert"
+check_units() {
+  local failed active
+  failed=$(systemctl list-units --failed --plain --no-legend 'spark-pg@*' | awk '{ print $1 }' | paste -sd' ')
+  [ -z "$failed" ] || { echo "failed: $failed; see journalctl -u UNIT, then spark-pg start NAME"; return 1; }
+  active=$(systemctl list-units --state=active --plain --no-legend 'spark-pg@*' | wc -l)
+  echo "no failed spark-pg units; $active running"
+}
+
+failures=0
+for check in pool tools kvm tls units; do
+  if detail=$("check_$check" 2>&1); then ok=true; else ok=false failures=$((failures + 1)); fi
+  if [ "$verb" = check ]; then
+    python3 -c 'import json, sys; print(json.dumps({"check": sys.argv[1], "ok": sys.argv[2] == "true", "detail": sys.argv[3]}))' "$check" "$ok" "$detail"
+  elif [ "$ok" = false ]; then
+    echo "sparks verify: host $HOST: check $check failed: $detail" >&2
+  fi
+done
+[ "$verb" = check ] && exit 0
+[ "$failures" -eq 0 ] || exit 1
+
+printf '{"pool":"%s","tools":"%s","sparkPg":"%s","kvmApiVersion":%s,"pgCertificate":%s}\n' "$MOUNT_POINT" "$TOOLS_HASH" \
+  "$(spark-pg version)" "$(python3 -c 'import fcntl; print(fcntl.ioctl(open("/dev/kvm", "rb"), 0xAE00))')" "$(spark-pg cert --json)"

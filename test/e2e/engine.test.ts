@@ -95,7 +95,7 @@ describe("the public lab passphrase", () => {
             expect(refused.stdout + refused.stderr).toContain(
                 "sparks:lab: is not set, but this stack's secrets are encrypted under the public lab passphrase");
             expect((await stack.up()).code).not.toBe(0);
-            stack.setConfig({ "sparks:lab": { hosts: 1 } });
+            stack.setConfig({ "sparks:lab": { hosts: [] } });
             expect((await stack.preview()).code).toBe(0);
         } finally {
             await stack.remove();

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { contentHash, HOST_TOOLS_DIR } from "../../components/sparksHost";
-import { verifyStack } from "../../scripts/verify";
+import { CheckResult, verifyStack } from "../../cli/verify";
 import { LabHost, labDown, labUp, onHost, setHostReachable } from "./lab";
 import { mustSucceed, ROOT, run, RunResult, TestStack } from "./stack";
 
@@ -23,7 +23,24 @@ const HOST_STATE = [
     "stat -c '%a %G' /dev/kvm",
 ].join("; echo --; ");
 
-const devConfig = () => YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config;
+/**
+ * The dev stack file, deployed the way prod is: to servers that already exist (the lab's, brought up
+ * by the test) with their keys pinned in config and a key file to log in with, instead of lab
+ * machines the stack makes itself (that pathway is test/e2e/deploy-dev.test.ts).
+ */
+function pinnedConfig(): Record<string, any> {
+    const config = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")).config;
+    delete config["sparks:lab"];
+    config["sparks:ssh"].privateKeyFile = ".lab/ssh/id_ed25519";
+    for (const host of config["sparks:hosts"]) host.hostKeyFile = `.lab/hosts/${host.name}/ssh_host_ed25519_key.pub`;
+    return config;
+}
+
+/** The lines of passed checks; fails the test, naming them, on any failed one. */
+function passedChecks(results: CheckResult[]): string[] {
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    return results.map((r) => `${r.check} ${r.target}: ${r.detail}`);
+}
 
 describe("the fleet on two lab hosts", () => {
     let hosts: LabHost[];
@@ -49,7 +66,7 @@ describe("the fleet on two lab hosts", () => {
         firstState = await hostStates();
         // The dev stack file itself, with the lab's key files linked in, and settings that let the
         // test destroy everything and fail fast on a host that is down.
-        config = devConfig();
+        config = pinnedConfig();
         config["sparks:pool"].wipeOnDelete = true;
         config["sparks:pg"].protectInstances = false;
         config["sparks:ssh"].connectAttempts = 3;
@@ -91,23 +108,28 @@ describe("the fleet on two lab hosts", () => {
         expectOk(await timed("first up", () => stack.up()));
         const outputs = await stack.outputs();
         for (const host of hosts) expect(outputs.hosts[host.name].kvmApiVersion).toBe(12);
-        const passed = await verifyStack(outputs);
-        expect(passed).toContainEqual(expect.stringMatching(/^postgres app-review: diverges from app/));
-        // The verify command as people run it: it reaches the hosts with the stack's own config.
-        const cli = mustSucceed("verify", await stack.command(path.join(ROOT, "node_modules", ".bin", "ts-node"), [path.join(ROOT, "scripts", "verify.ts"), "dev"]));
-        expect(cli.stdout).toContain("verify: ok: host spark-2: no orphan databases; made by hand (unmanaged): none");
-        expect(cli.stdout).toMatch(/verify: ok: postgres app-review: answers on port \d+ with its own password, over TLS verified against spark-1's certificate/);
+        expect(passedChecks(await verifyStack(outputs))).toContain("diverges app-review: diverges from app in both directions");
+        // The verify command as people run it: every check live, on the hosts the stack's config names.
+        const cli = mustSucceed("sparks verify", await stack.command(path.join(ROOT, "bin", "sparks"), ["verify", "--stack", "dev"]));
+        expect(cli.stdout).toMatch(/^orphans +spark-2 +ok +\d+\.\ds +no orphan databases; made by hand \(unmanaged\): none$/m);
+        expect(cli.stdout).toMatch(/^kvm +spark-1 +ok +\d+\.\ds +KVM API version 12, \/dev\/kvm 660 kvm$/m);
+        expect(cli.stdout).toMatch(/^connect +app-review +ok +\d+\.\ds +answers on spark-1:\d+ with its own password, over TLS verified against spark-1's certificate$/m);
+        expect(cli.stdout).toMatch(/\n\n(\d+) checks, 0 failed\n$/);
     });
 
     test("verify fails on a database the stack made but no longer manages, and lists those made by hand", async () => {
-        const checks = { run: (name: string, command: string) => onHost(hosts.find((h) => h.name === name)!, command), ownerPrefix: "sparks/dev/" };
+        const checks = {
+            run: (name: string, command: string) => onHost(hosts.find((h) => h.name === name)!, command),
+            ownerPrefix: "sparks/dev/", toolsHash: contentHash(path.join(stack.dir, "host")),
+        };
         await onHost(hosts[0], "spark-pg new stray --owner sparks/dev/stray >/dev/null && spark-pg new byhand >/dev/null");
         try {
-            await expect(verifyStack(await stack.outputs(), checks)).rejects.toThrow(
-                "verify: host spark-1: orphan database(s) stray (owner sparks/dev/stray): made by this stack, no longer managed by it");
+            const failed = (await verifyStack(await stack.outputs(), checks)).filter((r) => !r.ok);
+            expect(failed.map((r) => [r.check, r.target, r.detail])).toEqual([["orphans", "spark-1",
+                "orphan database(s) stray (owner sparks/dev/stray): made by this stack, no longer managed by it; destroy them (spark-pg destroy NAME) or put them back in the config"]]);
             await onHost(hosts[0], "spark-pg destroy stray >/dev/null");
-            expect(await verifyStack(await stack.outputs(), checks)).toContainEqual(
-                "host spark-1: no orphan databases; made by hand (unmanaged): byhand");
+            expect(passedChecks(await verifyStack(await stack.outputs(), checks))).toContain(
+                "orphans spark-1: no orphan databases; made by hand (unmanaged): byhand");
         } finally {
             await onHost(hosts[0], "spark-pg destroy --if-exists stray >/dev/null; spark-pg destroy --if-exists byhand >/dev/null");
         }
@@ -145,8 +167,7 @@ describe("the fleet on two lab hosts", () => {
         );
         // The output keeps to what matters: no NOTICE from the lineage tables a fork already has.
         expect(expectOk(await stack.up()).stdout).not.toContain("NOTICE");
-        const passed = await verifyStack(await stack.outputs());
-        expect(passed).toContainEqual(expect.stringMatching(/^postgres app-qa: .*holds the data of app <- app-review <- app-qa/));
+        expect(passedChecks(await verifyStack(await stack.outputs()))).toContain("lineage app-qa: holds the data of app <- app-review <- app-qa");
 
         stack.setConfig(config);
         expect((await stack.plannedSteps()).map(([op, name]) => `${op} ${name}`)).toEqual(
@@ -217,8 +238,7 @@ describe("the fleet on two lab hosts", () => {
         expectOk(await stack.pulumi(["cancel", "--yes"]));
         expectOk(await stack.pulumi(["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]));
         expectOk(await stack.up());
-        const passed = await verifyStack(await stack.outputs());
-        expect(passed).toContainEqual(expect.stringMatching(/^postgres app-late: .*holds the data of app <- app-late/));
+        expect(passedChecks(await verifyStack(await stack.outputs()))).toContain("lineage app-late: holds the data of app <- app-late");
         const onHostNow = JSON.parse(await onHost(hosts[0], "spark-pg list --json")) as { name: string; owner: string | null }[];
         expect(onHostNow.filter((db) => db.name === "app-late")).toEqual([expect.objectContaining({ owner: "sparks/dev/app-late" })]);
         stack.setConfig(config);
@@ -238,8 +258,7 @@ describe("the fleet on two lab hosts", () => {
         try {
             stack.setConfig({ ...config, "sparks:ssh": { ...config["sparks:ssh"], privateKeyFile: "rotated_ed25519" } });
             expectOk(await timed("key rotation up", () => stack.up()));
-            const passed = await verifyStack(await stack.outputs());
-            expect(passed).toContainEqual(expect.stringMatching(/^postgres app-review: diverges from app/));
+            expect(passedChecks(await verifyStack(await stack.outputs()))).toContain("diverges app-review: diverges from app in both directions");
             expectOk(await stack.up("--expect-no-changes"));
         } finally {
             // Back to the lab key, which the rest of the test (and destroy) log in with.

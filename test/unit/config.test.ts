@@ -1,10 +1,12 @@
 // The config schema, checked without the engine: good stack files parse, bad ones fail with one
-// exact message per problem.
+// exact message per problem, and the JSON Schema that editors use agrees on what it can see.
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import Ajv from "ajv";
 import * as YAML from "yaml";
-import { ConfigEnvironment, loadFleetConfig, parseFleetConfig, uriHost } from "../../components/config";
+import { ConfigEnvironment, FleetConfig, loadFleetConfig, parseFleetConfig, uriHost } from "../../components/config";
+import { STACK_FILE_SCHEMA, stackFileJsonSchema } from "../../components/configSchema";
 
 const ROOT = path.resolve(__dirname, "../..");
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -31,9 +33,32 @@ const FILES: Record<string, string> = {
 /** A fake project directory: the lab's key files exist, and a few bad ones; nothing else does. */
 const env: ConfigEnvironment = { projectDir: "/project", readFile: (file) => FILES[file] };
 
-function stackConfig(stack: string): Record<string, unknown> {
-    return YAML.parse(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")).config;
+const stackFile = (stack: string) => fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8");
+const stackConfig = (stack: string): Record<string, unknown> => YAML.parse(stackFile(stack)).config;
+
+const validateStackFile = new Ajv({ allErrors: true }).compile(JSON.parse(fs.readFileSync(path.join(ROOT, STACK_FILE_SCHEMA), "utf8")));
+
+/** What the committed JSON Schema says of a stack file: one line per error, none if it accepts it. */
+function schemaErrors(file: unknown): string[] {
+    return validateStackFile(file) ? [] : validateStackFile.errors!.map((e) => `${e.instancePath} ${e.message}`);
 }
+
+/** A config as its stack file holds it: the keys stored as secrets are encrypted, so opaque to the schema. */
+function asStackFile(config: Record<string, unknown>, secretKeys: readonly string[] = []) {
+    const stored = Object.entries(config).map(([key, value]) => [key, secretKeys.includes(key) ? { secure: "v1:c2FsdA==:Y2lwaGVy" } : value]);
+    return { config: JSON.parse(JSON.stringify(Object.fromEntries(stored))) };
+}
+
+/** Parses a config that must be good, and checks that the JSON Schema accepts it too. */
+function parseGood(config: Record<string, unknown>, secretKeys: string[] = [], environment = env): FleetConfig {
+    const { fleet, problems } = parseFleetConfig(config, environment, secretKeys);
+    expect(problems).toEqual([]);
+    expect(schemaErrors(asStackFile(config, secretKeys))).toEqual([]);
+    return fleet!;
+}
+
+const LOGIN_WAYS = "sparks:ssh: needs exactly one way to log in: sparks:sshPrivateKey (a secret), ssh.privateKeyFile, ssh.agent: true, " +
+    "or sparks:lab (the lab's own key)";
 
 /** A small valid fleet; each bad case below changes one thing. */
 const good = (): Record<string, unknown> => ({
@@ -47,14 +72,35 @@ const good = (): Record<string, unknown> => ({
     "sparks:forks": [{ name: "app-review", source: "app" }, { name: "app-review-2", source: "app-review" }],
 });
 
+/** Makes the good config a lab stack, as Pulumi.dev.yaml is: its hosts are lab machines, with no key of their own. */
+function toLab(config: Record<string, any>): void {
+    config["sparks:lab"] = { hosts: ["spark-1", "spark-2"] };
+    delete config["sparks:ssh"].privateKeyFile;
+    for (const host of config["sparks:hosts"]) {
+        delete host.hostKey;
+        delete host.hostKeyFile;
+        delete host.port;
+    }
+}
+
+const labStack = () => {
+    const config = good();
+    toLab(config);
+    return config;
+};
+
 describe("stack files", () => {
     test.each(["dev", "prod"])("Pulumi.%s.yaml is valid", (stack) => {
         expect(parseFleetConfig(stackConfig(stack), env).problems).toEqual([]);
     });
 
+    test.each(["dev", "prod"])("Pulumi.%s.yaml is valid to the JSON Schema, whole", (stack) => {
+        expect(schemaErrors(YAML.parse(stackFile(stack)))).toEqual([]);
+    });
+
     test("dev and prod use the same keys, so they differ only in values (and dev is the lab's stack)", () => {
         const { "sparks:lab": lab, ...dev } = stackConfig("dev");
-        expect(lab).toEqual({ hosts: 2 });
+        expect(lab).toEqual({ hosts: ["spark-1", "spark-2"] });
         expect(Object.keys(dev).sort()).toEqual(Object.keys(stackConfig("prod")).sort());
     });
 
@@ -62,6 +108,34 @@ describe("stack files", () => {
         const hosts = stackConfig("prod")["sparks:hosts"] as { address: string }[];
         expect(hosts.length).toBeGreaterThan(0);
         for (const host of hosts) expect(host.address).toMatch(/^192\.0\.2\.\d+$/);
+    });
+});
+
+describe("the JSON Schema of stack files", () => {
+    test(`${STACK_FILE_SCHEMA} is what scripts/config-schema writes from the declaration (run it after changing components/configSchema.ts)`, () => {
+        expect(fs.readFileSync(path.join(ROOT, STACK_FILE_SCHEMA), "utf8")).toBe(stackFileJsonSchema());
+    });
+
+    test.each(["dev", "prod"])("Pulumi.%s.yaml names it on its first line, for editors", (stack) => {
+        expect(stackFile(stack).split("\n")[0]).toBe(`# yaml-language-server: $schema=./${STACK_FILE_SCHEMA}`);
+    });
+
+    test("VS Code applies it to every stack file", () => {
+        const settings = JSON.parse(fs.readFileSync(path.join(ROOT, ".vscode/settings.json"), "utf8"));
+        expect(settings["yaml.schemas"]).toEqual({ [`./${STACK_FILE_SCHEMA}`]: "Pulumi.*.yaml" });
+    });
+
+    test("allows the providers' own keys, secrets anywhere, and sparks:sshPrivateKey only as a secret", () => {
+        const secret = { secure: "v1:c2FsdA==:Y2lwaGVy" };
+        expect(schemaErrors({ config: { "pulumi:tags": { team: "sparks" }, "command:x": 1, "random:y": "z" } })).toEqual([]);
+        expect(schemaErrors({ config: { ...asStackFile(good()).config, "sparks:pool": secret } })).toEqual([]);
+        const pathSecret = asStackFile(good());
+        pathSecret.config["sparks:hosts"][0].address = secret;
+        expect(schemaErrors(pathSecret)).toEqual([]);
+        expect(schemaErrors({ config: { "sparks:sshPrivateKey": secret } })).toEqual([]);
+        expect(schemaErrors({ config: { "sparks:sshPrivateKey": PRIVATE_KEY } })).not.toEqual([]);
+        expect(schemaErrors({ environment: ["sparks/dev"], encryptionsalt: "v1:x", config: {} })).toEqual([]);
+        expect(schemaErrors({ confg: {} })).not.toEqual([]);
     });
 });
 
@@ -87,34 +161,35 @@ describe("the public lab passphrase", () => {
         ]);
     });
 
-    test("is fine for a lab stack, and sparks:lab says how many lab hosts", () => {
-        const { fleet, problems } = parseFleetConfig({ ...good(), "sparks:lab": { hosts: 2 } }, labOnly);
-        expect(problems).toEqual([]);
-        expect(fleet?.lab).toEqual({ hosts: 2 });
-        expect(parseFleetConfig({ ...good(), "sparks:lab": { hosts: 0 } }, env).problems).toEqual(
-            ["sparks:lab.hosts: 0 is not a number of lab hosts (1-100)"]);
+    test("is fine for a lab stack, and sparks:lab names the hosts that are lab machines", () => {
+        const fleet = parseGood(labStack(), [], labOnly);
+        expect(fleet.lab).toEqual({ hosts: ["spark-1", "spark-2"] });
+        expect(fleet.hosts.map((h) => [h.name, h.lab, h.hostKey])).toEqual([["spark-1", true, undefined], ["spark-2", true, undefined]]);
+    });
+
+    test("is fine for a lab stack with no lab machines", () => {
+        expect(parseGood({ "sparks:lab": {} }, [], labOnly).lab).toEqual({ hosts: [] });
     });
 });
 
 describe("a good config", () => {
-    const { fleet, problems } = parseFleetConfig(good(), env);
+    const fleet = parseGood(good());
 
     test("parses with defaults applied", () => {
-        expect(problems).toEqual([]);
-        expect(fleet?.ssh).toEqual({ user: "root", privateKeyFile: ".lab/ssh/id_ed25519", agent: false, connectAttempts: 6 });
-        expect(fleet?.hosts[0]).toEqual({
+        expect(fleet.ssh).toEqual({ user: "root", privateKeyFile: ".lab/ssh/id_ed25519", agent: false, connectAttempts: 6 });
+        expect(fleet.hosts[0]).toEqual({
             name: "spark-1", address: "10.89.42.11", port: 22, user: "root", hostKey: HOST_KEY,
-            pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false },
+            pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false }, lab: false,
         });
-        expect(fleet?.pg).toEqual({ ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true });
+        expect(fleet.pg).toEqual({ ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true });
     });
 
     test("the pinned host key drops the comment", () => {
-        expect(fleet?.hosts[0].hostKey).toBe(HOST_KEY);
+        expect(fleet.hosts[0].hostKey).toBe(HOST_KEY);
     });
 
     test("a fork of a fork lives on its root instance's host", () => {
-        expect(fleet?.forks).toEqual([
+        expect(fleet.forks).toEqual([
             { name: "app-review", source: "app", host: "spark-1" },
             { name: "app-review-2", source: "app-review", host: "spark-1" },
         ]);
@@ -123,7 +198,7 @@ describe("a good config", () => {
     test.each(ECDSA_KEYS)("an ECDSA host key parses: %s", (hostKey) => {
         const config: Record<string, any> = good();
         config["sparks:hosts"][1].hostKey = `${hostKey} root@spark-2`;
-        expect(parseFleetConfig(config, env).fleet?.hosts[1].hostKey).toBe(hostKey);
+        expect(parseGood(config).hosts[1].hostKey).toBe(hostKey);
     });
 
     test("IPv6 addresses, DNS names, stable device names and a host's own mount point parse", () => {
@@ -132,9 +207,7 @@ describe("a good config", () => {
         config["sparks:hosts"][1].address = "spark-2.lab.example.com";
         config["sparks:hosts"][1].pool = { device: "/dev/disk/by-path/pci-0000:00:1f.2-ata-1", mountPoint: "/mnt/pool-2" };
         config["sparks:pool"].device = "/dev/disk/by-id/nvme-eui.0025388b91b3c2d1";
-        const { fleet, problems } = parseFleetConfig(config, env);
-        expect(problems).toEqual([]);
-        expect(fleet?.hosts.map((h) => [h.address, h.pool.device, h.pool.mountPoint])).toEqual([
+        expect(parseGood(config).hosts.map((h) => [h.address, h.pool.device, h.pool.mountPoint])).toEqual([
             ["fd00:89:42::11", "/dev/disk/by-id/nvme-eui.0025388b91b3c2d1", "/srv/sparks"],
             ["spark-2.lab.example.com", "/dev/disk/by-path/pci-0000:00:1f.2-ata-1", "/mnt/pool-2"],
         ]);
@@ -143,17 +216,18 @@ describe("a good config", () => {
     test("world-open CIDRs pass with sparks:pg.allowWorld", () => {
         const config: Record<string, any> = good();
         config["sparks:pg"] = { allow: ["0.0.0.0/0", "::/0"], allowWorld: true };
-        expect(parseFleetConfig(config, env).fleet?.pg.allow).toEqual(["0.0.0.0/0", "::/0"]);
+        expect(parseGood(config).pg.allow).toEqual(["0.0.0.0/0", "::/0"]);
     });
 
     test("a private key secret parses when stored as a secret", () => {
         const config: Record<string, any> = good();
         delete config["sparks:ssh"].privateKeyFile;
         config["sparks:sshPrivateKey"] = PRIVATE_KEY;
-        expect(parseFleetConfig(config, env, ["sparks:sshPrivateKey"]).problems).toEqual([]);
+        parseGood(config, ["sparks:sshPrivateKey"]);
     });
 
     test("a config with no hosts is an empty fleet", () => {
+        expect(schemaErrors(asStackFile({}))).toEqual([]);
         expect(parseFleetConfig({}, env)).toEqual({
             fleet: { ssh: { user: "root", agent: false, connectAttempts: 6, privateKeyFile: undefined }, hosts: [], pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true }, postgres: [], forks: [], devContainers: [], skillsRepo: undefined },
             problems: [],
@@ -162,166 +236,218 @@ describe("a good config", () => {
 });
 
 type Change = (config: Record<string, any>) => void;
-/** Title, the change to the good config, the exact messages, and which keys are stored as secrets. */
-const badCases: [string, Change, string[], string[]?][] = [
+/**
+ * Whether the JSON Schema refuses the stack file too ("schema": a value's type, pattern or range,
+ * an unknown key), or only the program can tell ("parser": files, duplicates, references, cycles,
+ * port capacity, key data, values encrypted in the file, the lab's rules).
+ */
+type CaughtBy = "schema" | "parser";
+/** Title, the change to the good config, the exact messages, who catches it, and which keys are stored as secrets. */
+const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
     ["wrong type", (c) => { c["sparks:hosts"][0].port = "22"; },
-        ['sparks:hosts[0].port: "22" is not a TCP port (1-65535)']],
+        ['sparks:hosts[0].port: "22" is not a TCP port (1-65535)'], "schema"],
     ["port out of range", (c) => { c["sparks:hosts"][1].port = 70000; },
-        ["sparks:hosts[1].port: 70000 is not a TCP port (1-65535)"]],
+        ["sparks:hosts[1].port: 70000 is not a TCP port (1-65535)"], "schema"],
     ["unknown top-level key", (c) => { c["sparks:host"] = []; },
-        ["sparks:host: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
+        ["sparks:host: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"], "schema"],
     ["unknown field", (c) => { c["sparks:hosts"][0].adress = "10.0.0.1"; },
-        ["sparks:hosts[0].adress: unknown field (allowed: name, address, port, user, hostKey, hostKeyFile, pool)"]],
+        ["sparks:hosts[0].adress: unknown field (allowed: name, address, port, user, hostKey, hostKeyFile, pool)"], "schema"],
     ["unknown namespace", (c) => { c["spraks:hosts"] = []; },
-        ['spraks:hosts: unknown config namespace "spraks" (Sparks settings go under "sparks:")']],
+        ['spraks:hosts: unknown config namespace "spraks" (Sparks settings go under "sparks:")'], "schema"],
     ["duplicate host name", (c) => { c["sparks:hosts"][1].name = "spark-1"; },
-        ['sparks:hosts[1].name: "spark-1" is already used by sparks:hosts[0].name']],
+        ['sparks:hosts[1].name: "spark-1" is already used by sparks:hosts[0].name'], "parser"],
     ["duplicate instance and fork name", (c) => { c["sparks:forks"][0].name = "app"; c["sparks:forks"][1].source = "app"; },
-        ['sparks:forks[0].name: "app" is already used by sparks:postgres[0].name']],
+        ['sparks:forks[0].name: "app" is already used by sparks:postgres[0].name'], "parser"],
     ["a name with ;", (c) => { c["sparks:postgres"][0].name = "app;reboot"; },
         ['sparks:postgres[0].name: "app;reboot" is not a valid name (a-z, 0-9 and inner dashes, 2-32 long, starting with a letter)',
-            'sparks:forks[0].source: "app" is not an instance in sparks:postgres or a fork in sparks:forks']],
+            'sparks:forks[0].source: "app" is not an instance in sparks:postgres or a fork in sparks:forks'], "schema"],
     ["a name with /", (c) => { c["sparks:hosts"][0].name = "../spark"; },
         ['sparks:hosts[0].name: "../spark" is not a valid name (a-z, 0-9 and inner dashes, 2-32 long, starting with a letter)',
-            'sparks:postgres[0].host: "spark-1" is not a host in sparks:hosts']],
+            'sparks:postgres[0].host: "spark-1" is not a host in sparks:hosts'], "schema"],
     ["bad address", (c) => { c["sparks:hosts"][0].address = "10.0.0.1; rm -rf /"; },
-        ['sparks:hosts[0].address: "10.0.0.1; rm -rf /" is not an IP address or DNS name']],
+        ['sparks:hosts[0].address: "10.0.0.1; rm -rf /" is not an IP address or DNS name'], "schema"],
     ["bad host key", (c) => { c["sparks:hosts"][1].hostKey = "ssh-ed25519 $(reboot)"; },
-        ['sparks:hosts[1].hostKey: "ssh-ed25519 $(reboot)" is not an SSH public host key ("ssh-ed25519 AAAA...")']],
+        ['sparks:hosts[1].hostKey: "ssh-ed25519 $(reboot)" is not an SSH public host key ("ssh-ed25519 AAAA...")'], "schema"],
     ["an RSA host key, which the command provider cannot verify on OpenSSH 8.8+",
         (c) => { c["sparks:hosts"][1].hostKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQC7"; },
-        ['sparks:hosts[1].hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQC7" is an RSA host key, which the command provider verifies only with SHA-1 signatures ("ssh-rsa") that OpenSSH 8.8 and later refuse; pin the host\'s ed25519 or ECDSA key instead']],
+        ['sparks:hosts[1].hostKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQC7" is an RSA host key, which the command provider verifies only with SHA-1 signatures ("ssh-rsa") that OpenSSH 8.8 and later refuse; pin the host\'s ed25519 or ECDSA key instead'], "schema"],
     ["both host key forms", (c) => { c["sparks:hosts"][1].hostKeyFile = "k.pub"; },
-        ["sparks:hosts[1]: needs exactly one of hostKey (the pinned public host key) or hostKeyFile"]],
+        ["sparks:hosts[1]: needs exactly one of hostKey (the pinned public host key) or hostKeyFile"], "parser"],
     ["missing host key file", (c) => { c["sparks:hosts"][0].hostKeyFile = ".lab/hosts/spark-9/key.pub"; },
-        ['sparks:hosts[0].hostKeyFile: ".lab/hosts/spark-9/key.pub" does not exist (for the lab\'s hosts: run lab/sparks-lab up)']],
+        ['sparks:hosts[0].hostKeyFile: ".lab/hosts/spark-9/key.pub" does not exist (for a lab machine the stack makes, name it in sparks:lab.hosts instead)'], "parser"],
     ["key file outside the project", (c) => { c["sparks:ssh"].privateKeyFile = "../id_ed25519"; },
-        ['sparks:ssh.privateKeyFile: "../id_ed25519" must stay inside the project (no \'..\')']],
+        ['sparks:ssh.privateKeyFile: "../id_ed25519" must stay inside the project (no \'..\')'], "schema"],
     ["two ways to log in", (c) => { c["sparks:ssh"].agent = true; },
-        ["sparks:ssh: needs exactly one way to log in: sparks:sshPrivateKey (a secret), ssh.privateKeyFile or ssh.agent: true"]],
+        [LOGIN_WAYS], "parser"],
     ["no pool device", (c) => { delete c["sparks:pool"]; },
         ["sparks:hosts[0]: has no btrfs pool device: set sparks:pool.device (or this host's pool.device)",
-            "sparks:hosts[1]: has no btrfs pool device: set sparks:pool.device (or this host's pool.device)"]],
+            "sparks:hosts[1]: has no btrfs pool device: set sparks:pool.device (or this host's pool.device)"], "parser"],
     ["bad device", (c) => { c["sparks:pool"].device = "/dev/vdb; mkfs"; },
-        ['sparks:pool.device: "/dev/vdb; mkfs" is not a device path under /dev']],
+        ['sparks:pool.device: "/dev/vdb; mkfs" is not a device path under /dev'], "schema"],
     ["mount point with ..", (c) => { c["sparks:pool"].mountPoint = "/srv/../etc"; },
-        ["sparks:pool.mountPoint: \"/srv/../etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+        ["sparks:pool.mountPoint: \"/srv/../etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"], "schema"],
     ["unknown host for an instance", (c) => { c["sparks:postgres"][0].host = "spark-9"; },
-        ['sparks:postgres[0].host: "spark-9" is not a host in sparks:hosts']],
+        ['sparks:postgres[0].host: "spark-9" is not a host in sparks:hosts'], "parser"],
     ["unknown fork source", (c) => { c["sparks:forks"][0].source = "nope"; },
-        ['sparks:forks[0].source: "nope" is not an instance in sparks:postgres or a fork in sparks:forks']],
+        ['sparks:forks[0].source: "nope" is not an instance in sparks:postgres or a fork in sparks:forks'], "parser"],
     ["a cycle of forks", (c) => { c["sparks:forks"][0].source = "app-review-2"; },
         ['sparks:forks[0].source: "app-review-2" leads to a cycle of forks',
-            'sparks:forks[1].source: "app-review" leads to a cycle of forks']],
+            'sparks:forks[1].source: "app-review" leads to a cycle of forks'], "parser"],
     ["bad port range", (c) => { c["sparks:pg"] = { ports: "5499-5432" }; },
-        ['sparks:pg.ports: "5499-5432" is not a port range within 1024-65535, low to high']],
+        ['sparks:pg.ports: "5499-5432" is not a port range within 1024-65535, low to high'], "parser"],
     ["bad listen and allow", (c) => { c["sparks:pg"] = { listen: ["everywhere"], allow: ["10.0.0.0/33"] }; },
         ['sparks:pg.listen[0]: "everywhere" is not "loopback" or "private"',
-            'sparks:pg.allow[0]: "10.0.0.0/33" is not a CIDR like 10.0.0.0/24']],
+            'sparks:pg.allow[0]: "10.0.0.0/33" is not a CIDR like 10.0.0.0/24'], "schema"],
     ["hosts not a list", (c) => { c["sparks:hosts"] = { name: "spark-1" }; },
         ['sparks:hosts: {"name":"spark-1"} is not a list',
-            'sparks:postgres[0].host: "spark-1" is not a host in sparks:hosts']],
+            'sparks:postgres[0].host: "spark-1" is not a host in sparks:hosts'], "schema"],
     ["dev containers are not deployable yet", (c) => { c["sparks:devContainers"] = [{ name: "alice", host: "spark-1" }]; },
-        ["sparks:devContainers: dev containers are not deployable yet; remove this key for now"]],
+        ["sparks:devContainers: dev containers are not deployable yet; remove this key for now"], "parser"],
     // Never echo secrets or key material: errors end up in logs and CI output.
     ["a private key pasted as a host key is not shown", (c) => { c["sparks:hosts"][1].hostKey = PRIVATE_KEY; },
-        ['sparks:hosts[1].hostKey: (value not shown: it looks like a private key) is not an SSH public host key ("ssh-ed25519 AAAA...")']],
+        ['sparks:hosts[1].hostKey: (value not shown: it looks like a private key) is not an SSH public host key ("ssh-ed25519 AAAA...")'], "schema"],
     ["a long base64 run that is no public key is not shown", (c) => { c["sparks:hosts"][1].hostKey = `ssh-ed25519 ${NOT_A_KEY}`; },
-        ["sparks:hosts[1].hostKey: (value not shown: it looks like key material) is not an SSH public host key (its key data is not a well-formed ssh-ed25519 key)"]],
+        ["sparks:hosts[1].hostKey: (value not shown: it looks like key material) is not an SSH public host key (its key data is not a well-formed ssh-ed25519 key)"], "parser"],
     ["no value of a key stored as a secret is shown", (c) => { c["sparks:hosts"][0].address = "10.0.0.1; rm -rf /"; c["sparks:hosts"][1].port = "22"; },
         ["sparks:hosts[0].address: (value not shown: it is a secret) is not an IP address or DNS name",
-            "sparks:hosts[1].port: (value not shown: it is a secret) is not a TCP port (1-65535)"],
+            "sparks:hosts[1].port: (value not shown: it is a secret) is not a TCP port (1-65535)"], "parser",
         ["sparks:hosts"]],
     // Host keys: one key, whose data is a key of the stated type.
     ["a host key with no key data", (c) => { c["sparks:hosts"][1].hostKey = "ssh-ed25519"; },
-        ['sparks:hosts[1].hostKey: "ssh-ed25519" is not an SSH public host key (no key data after the type; pin the whole line of the server\'s host key file, e.g. /etc/ssh/ssh_host_ed25519_key.pub)']],
+        ['sparks:hosts[1].hostKey: "ssh-ed25519" is not an SSH public host key (no key data after the type; pin the whole line of the server\'s host key file, e.g. /etc/ssh/ssh_host_ed25519_key.pub)'], "schema"],
     ["a host key file with a second key", (c) => { c["sparks:hosts"][0].hostKeyFile = "keys/two.pub"; },
-        ['sparks:hosts[0].hostKeyFile: "keys/two.pub" is not an SSH public host key (it has 2 lines; pin exactly one key)']],
+        ['sparks:hosts[0].hostKeyFile: "keys/two.pub" is not an SSH public host key (it has 2 lines; pin exactly one key)'], "parser"],
     ["an inline host key with a second line", (c) => { c["sparks:hosts"][1].hostKey = `${HOST_KEY}\nssh-ed25519 AAAA`; },
-        [`sparks:hosts[1].hostKey: "${HOST_KEY}\\nssh-ed25519 AAAA" is not an SSH public host key (it has 2 lines; pin exactly one key)`]],
+        [`sparks:hosts[1].hostKey: "${HOST_KEY}\\nssh-ed25519 AAAA" is not an SSH public host key (it has 2 lines; pin exactly one key)`], "schema"],
     ["host key data of another type", (c) => { c["sparks:hosts"][1].hostKey = `ssh-ed25519 ${ECDSA_DATA}`; },
-        [`sparks:hosts[1].hostKey: "ssh-ed25519 ${ECDSA_DATA}" is not an SSH public host key (its key data is an ecdsa-sha2-nistp256 key, not ssh-ed25519)`]],
+        [`sparks:hosts[1].hostKey: "ssh-ed25519 ${ECDSA_DATA}" is not an SSH public host key (its key data is an ecdsa-sha2-nistp256 key, not ssh-ed25519)`], "parser"],
     ["an ECDSA key labelled with another curve", (c) => { c["sparks:hosts"][1].hostKey = `ecdsa-sha2-nistp384 ${ECDSA_DATA}`; },
-        [`sparks:hosts[1].hostKey: "ecdsa-sha2-nistp384 ${ECDSA_DATA}" is not an SSH public host key (its key data is an ecdsa-sha2-nistp256 key, not ecdsa-sha2-nistp384)`]],
+        [`sparks:hosts[1].hostKey: "ecdsa-sha2-nistp384 ${ECDSA_DATA}" is not an SSH public host key (its key data is an ecdsa-sha2-nistp256 key, not ecdsa-sha2-nistp384)`], "parser"],
     ["host key data cut short", (c) => { c["sparks:hosts"][1].hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA"; },
-        ['sparks:hosts[1].hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA" is not an SSH public host key (its key data is not a well-formed ssh-ed25519 key)']],
+        ['sparks:hosts[1].hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA" is not an SSH public host key (its key data is not a well-formed ssh-ed25519 key)'], "parser"],
     // Addresses: what ssh, glibc and URIs will read the same way.
     ["an IPv4-looking address out of range", (c) => { c["sparks:hosts"][0].address = "999.1.1.1"; },
-        ['sparks:hosts[0].address: "999.1.1.1" is not an IP address or DNS name (an IPv4 address is four numbers 0-255, without leading zeros)']],
+        ['sparks:hosts[0].address: "999.1.1.1" is not an IP address or DNS name (an IPv4 address is four numbers 0-255, without leading zeros)'], "schema"],
     ["an IPv4 address with a leading zero (octal to glibc)", (c) => { c["sparks:hosts"][0].address = "10.89.42.011"; },
-        ['sparks:hosts[0].address: "10.89.42.011" is not an IP address or DNS name (an IPv4 address is four numbers 0-255, without leading zeros)']],
+        ['sparks:hosts[0].address: "10.89.42.011" is not an IP address or DNS name (an IPv4 address is four numbers 0-255, without leading zeros)'], "schema"],
     ["a lone colon", (c) => { c["sparks:hosts"][0].address = ":"; },
-        ['sparks:hosts[0].address: ":" is not an IP address or DNS name (not a valid IPv6 address)']],
+        ['sparks:hosts[0].address: ":" is not an IP address or DNS name (not a valid IPv6 address)'], "schema"],
     ["two IPv6 groups", (c) => { c["sparks:hosts"][0].address = "1:2"; },
-        ['sparks:hosts[0].address: "1:2" is not an IP address or DNS name (not a valid IPv6 address)']],
+        ['sparks:hosts[0].address: "1:2" is not an IP address or DNS name (not a valid IPv6 address)'], "schema"],
     ["an IPv6 zone index", (c) => { c["sparks:hosts"][0].address = "fe80::1%eth0"; },
-        ['sparks:hosts[0].address: "fe80::1%eth0" is not an IP address or DNS name (a zone index such as %eth0 is not accepted)']],
+        ['sparks:hosts[0].address: "fe80::1%eth0" is not an IP address or DNS name (a zone index such as %eth0 is not accepted)'], "schema"],
     ["the unspecified address", (c) => { c["sparks:hosts"][0].address = "0.0.0.0"; },
-        ['sparks:hosts[0].address: "0.0.0.0" is not an IP address or DNS name (it is the unspecified address, which names no host)']],
+        ['sparks:hosts[0].address: "0.0.0.0" is not an IP address or DNS name (it is the unspecified address, which names no host)'], "schema"],
     ["a DNS name in upper case", (c) => { c["sparks:hosts"][0].address = "Spark-1.example.com"; },
-        ['sparks:hosts[0].address: "Spark-1.example.com" is not an IP address or DNS name (write DNS names in lower case)']],
+        ['sparks:hosts[0].address: "Spark-1.example.com" is not an IP address or DNS name (write DNS names in lower case)'], "schema"],
     ["one IPv6 address spelled two ways", (c) => { c["sparks:hosts"][0].address = "::1"; c["sparks:hosts"][1].address = "0:0:0:0:0:0:0:1"; c["sparks:hosts"][1].port = 22; },
-        ['sparks:hosts[1].address: "0:0:0:0:0:0:0:1" port 22 is already used by sparks:hosts[0] ("::1" port 22)']],
+        ['sparks:hosts[1].address: "0:0:0:0:0:0:0:1" port 22 is already used by sparks:hosts[0] ("::1" port 22)'], "parser"],
     ["one IPv6 address in two cases", (c) => { c["sparks:hosts"][0].address = "fd00::a"; c["sparks:hosts"][1].address = "FD00::A"; c["sparks:hosts"][0].port = 2222; },
-        ['sparks:hosts[1].address: "FD00::A" port 2222 is already used by sparks:hosts[0] ("fd00::a" port 2222)']],
+        ['sparks:hosts[1].address: "FD00::A" port 2222 is already used by sparks:hosts[0] ("fd00::a" port 2222)'], "parser"],
     ["an IPv4 address and its IPv6-mapped form", (c) => { c["sparks:hosts"][1].address = "::ffff:10.89.42.11"; c["sparks:hosts"][1].port = 22; },
-        ['sparks:hosts[1].address: "::ffff:10.89.42.11" port 22 is already used by sparks:hosts[0] ("10.89.42.11" port 22)']],
+        ['sparks:hosts[1].address: "::ffff:10.89.42.11" port 22 is already used by sparks:hosts[0] ("10.89.42.11" port 22)'], "parser"],
     // Ports: every instance and fork on a host holds one.
     ["too few ports for one host's databases", (c) => { c["sparks:pg"] = { ports: "5432-5433" }; },
-        ['sparks:pg.ports: "5432-5433" has 2 ports, but host spark-1 needs 3 (1 instance and 2 forks); widen the range']],
+        ['sparks:pg.ports: "5432-5433" has 2 ports, but host spark-1 needs 3 (1 instance and 2 forks); widen the range'], "parser"],
     // The SSH private key, as a secret or a file: a private key, never shown.
     ["an empty private key secret", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = ""; },
-        ["sparks:sshPrivateKey: is empty (store the key: pulumi config set --secret sparks:sshPrivateKey < keyfile)"],
+        ["sparks:sshPrivateKey: is empty (store the key: pulumi config set --secret sparks:sshPrivateKey < keyfile)"], "parser",
         ["sparks:sshPrivateKey"]],
     ["a public key stored as the private key secret", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = HOST_KEY; },
-        ['sparks:sshPrivateKey: (value not shown: it is a secret) is not a private key (no "-----BEGIN ... PRIVATE KEY-----" block)'],
+        ['sparks:sshPrivateKey: (value not shown: it is a secret) is not a private key (no "-----BEGIN ... PRIVATE KEY-----" block)'], "parser",
         ["sparks:sshPrivateKey"]],
     ["a private key in plain text", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = PRIVATE_KEY; },
-        ["sparks:sshPrivateKey: is stored in plain text; set it with `pulumi config set --secret sparks:sshPrivateKey < keyfile`"]],
+        ["sparks:sshPrivateKey: is stored in plain text; set it with `pulumi config set --secret sparks:sshPrivateKey < keyfile`"], "schema"],
     ["a private key file that holds a public key", (c) => { c["sparks:ssh"].privateKeyFile = ".lab/ssh/id_ed25519.pub"; },
-        ['sparks:ssh.privateKeyFile: ".lab/ssh/id_ed25519.pub" holds no private key (no "-----BEGIN ... PRIVATE KEY-----" block)']],
+        ['sparks:ssh.privateKeyFile: ".lab/ssh/id_ed25519.pub" holds no private key (no "-----BEGIN ... PRIVATE KEY-----" block)'], "parser"],
     // A refused file name is never read, so the message cannot tell whether the file exists.
     ["a key file up and out of the project", (c) => { c["sparks:ssh"].privateKeyFile = "../../etc/shadow"; },
-        ['sparks:ssh.privateKeyFile: "../../etc/shadow" must stay inside the project (no \'..\')']],
+        ['sparks:ssh.privateKeyFile: "../../etc/shadow" must stay inside the project (no \'..\')'], "schema"],
     ["an absolute key file name", (c) => { c["sparks:ssh"].privateKeyFile = "/etc/shadow"; },
-        ['sparks:ssh.privateKeyFile: "/etc/shadow" is not a file path (letters, digits, _ . / -)']],
+        ['sparks:ssh.privateKeyFile: "/etc/shadow" is not a file path (letters, digits, _ . / -)'], "schema"],
     // A key with a second colon is not the key before it.
     ["a key with a second colon", (c) => { c["sparks:hosts:extra"] = []; },
-        ["sparks:hosts:extra: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"]],
+        ["sparks:hosts:extra: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"], "schema"],
     // The pool is mounted over its mount point: never a system directory.
     ["the pool over /etc", (c) => { c["sparks:pool"].mountPoint = "/etc"; },
-        ["sparks:pool.mountPoint: \"/etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+        ["sparks:pool.mountPoint: \"/etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"], "schema"],
     ["the pool over /srv itself", (c) => { c["sparks:pool"].mountPoint = "/srv"; },
-        ["sparks:pool.mountPoint: \"/srv\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+        ["sparks:pool.mountPoint: \"/srv\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"], "schema"],
     ["a host's own pool over the host tools", (c) => { c["sparks:hosts"][0].pool = { mountPoint: "/opt/sparks" }; },
-        ["sparks:hosts[0].pool.mountPoint: \"/opt/sparks\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"]],
+        ["sparks:hosts[0].pool.mountPoint: \"/opt/sparks\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"], "schema"],
     // Postgres open to the world only on purpose; CIDRs as networks.
     ["pg open to every IPv4 address", (c) => { c["sparks:pg"] = { allow: ["0.0.0.0/0"] }; },
-        ['sparks:pg.allow[0]: "0.0.0.0/0" is open to the world (a prefix shorter than /8: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)']],
+        ['sparks:pg.allow[0]: "0.0.0.0/0" is open to the world (a prefix shorter than /8: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)'], "parser"],
     ["pg open to every IPv6 address", (c) => { c["sparks:pg"] = { allow: ["10.0.0.0/8", "::/0"], allowWorld: false }; },
-        ['sparks:pg.allow[1]: "::/0" is open to the world (a prefix shorter than /16: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)']],
+        ['sparks:pg.allow[1]: "::/0" is open to the world (a prefix shorter than /16: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)'], "parser"],
     ["pg open to a quarter of the IPv4 internet", (c) => { c["sparks:pg"] = { allow: ["64.0.0.0/2"] }; },
-        ['sparks:pg.allow[0]: "64.0.0.0/2" is open to the world (a prefix shorter than /8: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)']],
+        ['sparks:pg.allow[0]: "64.0.0.0/2" is open to the world (a prefix shorter than /8: any address in it may try password logins to every instance and fork; set sparks:pg.allowWorld: true if that is meant)'], "parser"],
     ["an IPv4 CIDR with host bits", (c) => { c["sparks:pg"] = { allow: ["10.89.42.1/24"] }; },
-        ['sparks:pg.allow[0]: "10.89.42.1/24" is not a CIDR like 10.0.0.0/24 (bits are set past the /24 prefix: the network is 10.89.42.0/24)']],
+        ['sparks:pg.allow[0]: "10.89.42.1/24" is not a CIDR like 10.0.0.0/24 (bits are set past the /24 prefix: the network is 10.89.42.0/24)'], "parser"],
     ["an IPv6 CIDR with host bits", (c) => { c["sparks:pg"] = { allow: ["fd00:1::1/64"] }; },
-        ['sparks:pg.allow[0]: "fd00:1::1/64" is not a CIDR like 10.0.0.0/24 (bits are set past the /64 prefix: the network is fd00:1::/64)']],
+        ['sparks:pg.allow[0]: "fd00:1::1/64" is not a CIDR like 10.0.0.0/24 (bits are set past the /64 prefix: the network is fd00:1::/64)'], "parser"],
     ["a CIDR prefix with a leading zero", (c) => { c["sparks:pg"] = { allow: ["10.0.0.0/08"] }; },
-        ['sparks:pg.allow[0]: "10.0.0.0/08" is not a CIDR like 10.0.0.0/24']],
+        ['sparks:pg.allow[0]: "10.0.0.0/08" is not a CIDR like 10.0.0.0/24'], "schema"],
     // Paths that reach commands and unit files are normalized.
     ["a device path with an empty part", (c) => { c["sparks:pool"].device = "/dev//vdb"; },
-        ['sparks:pool.device: "/dev//vdb" is not a device path under /dev']],
+        ['sparks:pool.device: "/dev//vdb" is not a device path under /dev'], "schema"],
     ["a device path with a trailing slash", (c) => { c["sparks:pool"].device = "/dev/vdb/"; },
-        ['sparks:pool.device: "/dev/vdb/" is not a device path under /dev']],
+        ['sparks:pool.device: "/dev/vdb/" is not a device path under /dev'], "schema"],
+    // A lab stack (sparks:lab) makes its lab hosts: spark-K, at 10.89.42.(10+K) port 22, pinned as made, reached with the lab's key.
+    ["the old sparks:lab, a number of hosts", (c) => { c["sparks:lab"] = { hosts: 2 }; },
+        ["sparks:lab.hosts: 2 is not a list", LOGIN_WAYS], "schema"],
+    ["sparks:lab not an object", (c) => { c["sparks:lab"] = ["spark-1"]; },
+        ['sparks:lab: ["spark-1"] is not an object'], "schema"],
+    ["an unknown field in sparks:lab", (c) => { toLab(c); c["sparks:lab"].count = 2; },
+        ["sparks:lab.count: unknown field (allowed: hosts)"], "schema"],
+    ["a lab host that is no name", (c) => { toLab(c); c["sparks:lab"].hosts.push("spark 3"); },
+        ['sparks:lab.hosts[2]: "spark 3" is not a valid name (a-z, 0-9 and inner dashes, 2-32 long, starting with a letter)',
+            'sparks:lab.hosts[2]: "spark 3" is not a host in sparks:hosts'], "schema"],
+    ["a lab host named twice", (c) => { toLab(c); c["sparks:lab"].hosts.push("spark-1"); },
+        ['sparks:lab.hosts[2]: "spark-1" is already used by sparks:lab.hosts[0]'], "parser"],
+    ["a lab host that is not in sparks:hosts", (c) => { toLab(c); c["sparks:lab"].hosts.push("spark-9"); },
+        ['sparks:lab.hosts[2]: "spark-9" is not a host in sparks:hosts'], "parser"],
+    ["a lab host that is no lab machine's name", (c) => {
+        toLab(c);
+        c["sparks:hosts"].push({ name: "db-1", address: "10.89.42.30" });
+        c["sparks:lab"].hosts.push("db-1");
+    }, ['sparks:lab.hosts[2]: "db-1" is not a lab machine (the lab\'s machines are spark-1 ... spark-100)'], "schema"],
+    ["a lab machine past spark-100", (c) => {
+        toLab(c);
+        c["sparks:hosts"].push({ name: "spark-101", address: "10.89.42.111" });
+        c["sparks:lab"].hosts.push("spark-101");
+    }, ['sparks:lab.hosts[2]: "spark-101" is not a lab machine (the lab\'s machines are spark-1 ... spark-100)'], "schema"],
+    ["a lab host at another address", (c) => { toLab(c); c["sparks:hosts"][1].address = "10.89.42.22"; },
+        ['sparks:hosts[1].address: "10.89.42.22" is not the lab\'s address for this host (lab host spark-2 is at 10.89.42.12 port 22)'], "parser"],
+    ["a lab host at another port", (c) => { toLab(c); c["sparks:hosts"][1].port = 2222; },
+        ["sparks:hosts[1].port: 2222 is not the lab's port for this host (lab host spark-2 is at 10.89.42.12 port 22)"], "parser"],
+    ["a lab host with a host key", (c) => { toLab(c); c["sparks:hosts"][1].hostKey = HOST_KEY; },
+        ["sparks:hosts[1]: is a lab host (sparks:lab.hosts): its key is pinned from the machine the stack makes; remove hostKey/hostKeyFile"], "parser"],
+    ["a lab host with a host key file", (c) => { toLab(c); c["sparks:hosts"][0].hostKeyFile = ".lab/hosts/spark-1/ssh_host_ed25519_key.pub"; },
+        ["sparks:hosts[0]: is a lab host (sparks:lab.hosts): its key is pinned from the machine the stack makes; remove hostKey/hostKeyFile"], "parser"],
+    ["a lab stack with a key file too", (c) => { toLab(c); c["sparks:ssh"].privateKeyFile = ".lab/ssh/id_ed25519"; },
+        [LOGIN_WAYS], "parser"],
+    ["a lab stack with the ssh agent too", (c) => { toLab(c); c["sparks:ssh"].agent = true; },
+        [LOGIN_WAYS], "parser"],
+    ["a host that is no lab host, with no key", (c) => { delete c["sparks:hosts"][1].hostKey; },
+        ["sparks:hosts[1]: needs exactly one of hostKey (the pinned public host key) or hostKeyFile"], "parser"],
 ];
 
 describe("a bad config", () => {
-    test.each(badCases.map(([title, change, expected, secretKeys]) => [title, change, expected, secretKeys ?? []] as const))("%s", (_title, change, expected, secretKeys) => {
-        const config: Record<string, any> = good();
-        change(config);
-        const result = parseFleetConfig(config, env, secretKeys);
-        expect(result.problems).toEqual(expected);
-        expect(result.fleet).toBeUndefined();
+    test.each(badCases.map(([title, change, expected, caughtBy, secretKeys]) => [title, change, expected, caughtBy, secretKeys ?? []] as const))(
+        "%s", (_title, change, expected, caughtBy, secretKeys) => {
+            const config: Record<string, any> = good();
+            change(config);
+            const result = parseFleetConfig(config, env, secretKeys);
+            expect(result.problems).toEqual(expected);
+            expect(result.fleet).toBeUndefined();
+            const errors = schemaErrors(asStackFile(config, secretKeys));
+            expect({ refusedBySchema: errors.length > 0, errors }).toMatchObject({ refusedBySchema: caughtBy === "schema" });
+        });
+
+    test("the table has both kinds, and enough of them", () => {
+        expect(badCases.length).toBeGreaterThanOrEqual(60);
+        expect(badCases.filter((c) => c[3] === "schema").length).toBeGreaterThan(30);
     });
 
     test.each(["/", "/etc", "/usr", "/var", "/var/tmp", "/var/lib", "/root", "/home", "/opt", "/opt/sparks", "/run",
@@ -332,6 +458,7 @@ describe("a bad config", () => {
             expect(parseFleetConfig(config, env).problems).toEqual([
                 `sparks:pool.mountPoint: ${JSON.stringify(mountPoint)} is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')`,
             ]);
+            expect(schemaErrors(asStackFile(config))).not.toEqual([]);
         });
 
     test("a refused file name is never read", () => {

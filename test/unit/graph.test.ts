@@ -1,7 +1,11 @@
 // The shape of the resource graph, with Pulumi's mocks: which resources a config makes, what their
 // commands say, and that the host gate refuses a wrong key. Mocks prove the graph, not the hosts:
 // the real engine against real hosts is test/e2e.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
 import { HostSpec } from "../../components/config";
 import { gateVerdict } from "../../components/hostConnection";
 
@@ -10,14 +14,22 @@ const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBB
 
 interface Made { type: string; name: string; inputs: any }
 
-/** Runs index.ts under mocks with `config`; returns every resource made and the exports. */
-async function runProgram(config: Record<string, unknown>) {
+/** Stands in for the lab's login key: a LabHost reads it once its machine exists. */
+const LAB_KEY_FILE = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sparks-graph-")), "id_ed25519");
+fs.writeFileSync(LAB_KEY_FILE, "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n");
+
+/** Runs index.ts under mocks with `config` (as an `up`, or as a preview); returns every resource made and the exports. */
+async function runProgram(config: Record<string, unknown>, preview = false) {
     const made: Made[] = [];
     await pulumi.runtime.setMocks({
         newResource: (args) => {
             made.push({ type: args.type, name: args.name, inputs: args.inputs });
             const state = { ...args.inputs };
             if (args.type === "random:index/randomPassword:RandomPassword") state.result = `pw-${args.name}`;
+            if (args.type === "command:local:Command") {
+                // A lab machine, as `sparks-lab up --json NAME` reports it.
+                state.stdout = JSON.stringify([{ name: args.name.replace(/-machine$/, ""), hostKey: KEY_A, privateKeyFile: LAB_KEY_FILE }]);
+            }
             if (args.type === "command:remote:Command") {
                 state.stdout = args.name.endsWith("-verify")
                     ? JSON.stringify({ pool: "/srv/sparks", tools: "h", sparkPg: "0.1.0", kvmApiVersion: 12 })
@@ -27,10 +39,12 @@ async function runProgram(config: Record<string, unknown>) {
         },
         call: (args) => {
             if (args.token !== "command:local:run") throw new Error(`unexpected call ${args.token}`);
-            const address = /'([^']+)'/.exec(args.inputs.command)![1];
-            return { stdout: `${address} ${address.endsWith(".11") ? KEY_A : KEY_B}\n`, stderr: "" };
+            // The probe's last quoted word is the address; hosts of other tests do not answer.
+            const address = [...(args.inputs.command as string).matchAll(/'([^']+)'/g)].pop()![1];
+            const key = { "10.0.0.11": KEY_A, "10.0.0.12": KEY_B }[address];
+            return { stdout: key === undefined ? "" : `${address} ${key}\n`, stderr: "" };
         },
-    }, "sparks", "unit", false);
+    }, "sparks", "unit", preview);
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [k, JSON.stringify(v)])));
     let exports: any;
     jest.isolateModules(() => { exports = require("../../index"); });
@@ -122,7 +136,7 @@ describe("the components as a public API", () => {
     test("refuse a name that is not a Sparks name, whoever calls them", () => {
         const { SparksHost } = require("../../components/sparksHost");
         const { PgInstance } = require("../../components/sparkPg");
-        const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A,
+        const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A, lab: false,
             pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false } };
         const args = { host, ssh: { user: "root", agent: true, connectAttempts: 1 }, privateKey: undefined,
             pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false } };
@@ -144,30 +158,47 @@ describe("the components as a public API", () => {
 });
 
 describe("the host gate", () => {
-    const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A,
+    const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A, lab: false,
         pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false } };
 
     test("lets through the pinned key, whatever the keyscan prefix", () => {
-        expect(gateVerdict(host, `10.0.0.11 ${KEY_A}\n`)).toEqual({});
-        expect(gateVerdict({ ...host, port: 2222 }, `[10.0.0.11]:2222 ${KEY_A}\n`)).toEqual({});
+        expect(gateVerdict(host, KEY_A, `10.0.0.11 ${KEY_A}\n`)).toEqual({});
+        expect(gateVerdict({ ...host, port: 2222 }, KEY_A, `[10.0.0.11]:2222 ${KEY_A}\n`)).toEqual({});
     });
 
     test("refuses a host whose key is not the pinned one, naming it", () => {
-        expect(gateVerdict(host, `10.0.0.11 ${KEY_B}\n`).refuse).toMatch(
+        expect(gateVerdict(host, KEY_A, `10.0.0.11 ${KEY_B}\n`).refuse).toMatch(
             /^host spark-1 \(10\.0\.0\.11:22\) presented host key ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBB\S+, not the pinned .*: refusing to connect/,
         );
     });
 
     test("says where on the server to read the new key, for the pinned key's type", () => {
         const ecdsa = { ...host, hostKey: "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI" };
-        expect(gateVerdict(host, `10.0.0.11 ${KEY_B}\n`).refuse).toContain("/etc/ssh/ssh_host_ed25519_key.pub");
-        expect(gateVerdict(ecdsa, `10.0.0.11 ${KEY_B}\n`).refuse).toContain("/etc/ssh/ssh_host_ecdsa_key.pub");
+        expect(gateVerdict(host, KEY_A, `10.0.0.11 ${KEY_B}\n`).refuse).toContain("/etc/ssh/ssh_host_ed25519_key.pub");
+        expect(gateVerdict(ecdsa, ecdsa.hostKey, `10.0.0.11 ${KEY_B}\n`).refuse).toContain("/etc/ssh/ssh_host_ecdsa_key.pub");
     });
 
     test("a host that did not answer is a warning naming it, not a refusal: it blocks only its own changes", () => {
-        expect(gateVerdict(host, "")).toEqual({
+        expect(gateVerdict(host, KEY_A, "")).toEqual({
             warn: "host spark-1 (10.0.0.11:22) did not answer ssh within 3 s: its resources with changes will fail until it is back " +
                 "(check that it is up and reachable, then run `pulumi up` again); the rest go ahead",
         });
+    });
+});
+
+describe("dev and prod", () => {
+    const stackConfig = (stack: string): Record<string, unknown> =>
+        YAML.parse(fs.readFileSync(path.join(__dirname, "..", "..", `Pulumi.${stack}.yaml`), "utf8")).config;
+    /** Each resource kind the program made, with how many of it. */
+    const kinds = (made: Made[]) => made.reduce((counts, r) => ({ ...counts, [r.type]: (counts[r.type] ?? 0) + 1 }), {} as Record<string, number>);
+
+    test("build the same resource kinds from the same code; dev adds only the lab machines its config declares", async () => {
+        // As previewed: no lab machine exists yet, and no host is contacted.
+        const dev = kinds((await runProgram(stackConfig("dev"), true)).made);
+        const prod = kinds((await runProgram(stackConfig("prod"), true)).made);
+        const labHosts = (stackConfig("dev")["sparks:lab"] as { hosts: string[] }).hosts.length;
+        expect(labHosts).toBeGreaterThan(0);
+        expect(dev).toEqual({ ...prod, "sparks:index:LabHost": labHosts, "command:local:Command": labHosts });
+        expect(stackConfig("prod")["sparks:lab"]).toBeUndefined();
     });
 });
