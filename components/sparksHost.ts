@@ -94,12 +94,10 @@ export class SparksHost extends pulumi.ComponentResource {
                 ...QUIET_REMOTE,
             }, { parent: this, dependsOn, deleteBeforeReplace: true });
 
-        const packages = step("packages", { PACKAGES: PACKAGES.join(" ") }, []);
-        const pool = step("pool", {
-            DEVICE: host.pool.device,
-            MOUNT_POINT: host.pool.mountPoint,
-            WIPE_ON_DELETE: String(host.pool.wipeOnDelete),
-        }, [packages]);
+        const packagesVars = { PACKAGES: PACKAGES.join(" ") };
+        const poolVars = { DEVICE: host.pool.device, MOUNT_POINT: host.pool.mountPoint, WIPE_ON_DELETE: String(host.pool.wipeOnDelete) };
+        const packages = step("packages", packagesVars, []);
+        const pool = step("pool", poolVars, [packages]);
         const kvm = step("kvm", {}, [packages]);
         // Staged in a root-only 0700 directory, never a shared one such as /var/tmp. The path
         // carries the content hash: a changed tool is a fresh copy, never a merge. The trailing
@@ -112,17 +110,15 @@ export class SparksHost extends pulumi.ComponentResource {
             remotePath: staging,
             triggers: identity,
         }, { parent: this, dependsOn: [stagingRoot] });
-        const tools = step("tools", {
-            STAGING: staging,
-            TOOLS_HASH: toolsHash,
-            POOL_DIR: poolDir,
-            PG_CONF: sparkPgConf(host, args.pg, poolDir),
-        }, [pool, copy]);
+        const toolsVars = { STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, PG_CONF: sparkPgConf(host, args.pg, poolDir) };
+        const tools = step("tools", toolsVars, [pool, copy]);
+        // SETUP, the hash of every step's settings, is in verify's command so that any up that
+        // changes the host runs the checks again (an update, as a changed command is).
+        const setup = crypto.createHash("sha256").update(JSON.stringify([packagesVars, poolVars, toolsVars])).digest("hex").slice(0, 16);
         const verify = new command.remote.Command(`${name}-verify`, {
             connection,
-            create: setupScript("verify", "create", { ...hostVars, MOUNT_POINT: host.pool.mountPoint, TOOLS_HASH: toolsHash }),
-            // Any step that changes the host re-runs the checks, so every such up ends verified.
-            triggers: [...identity, packages.create, pool.create, kvm.create, tools.create],
+            create: setupScript("verify", "create", { ...hostVars, MOUNT_POINT: host.pool.mountPoint, TOOLS_HASH: toolsHash, SETUP: setup }),
+            triggers: identity,
             ...QUIET_REMOTE,
         }, { parent: this, dependsOn: [pool, kvm, tools] });
 

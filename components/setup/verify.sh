@@ -5,8 +5,9 @@
 #   create (the verify step of `pulumi up`): prints the findings as one JSON object; a failed
 #     check fails the step, one line each, naming the host, the check and what to do.
 #   check (`sparks verify`): prints every check as a JSON line {"check","ok","detail"}.
-# Vars: HOST, MOUNT_POINT, TOOLS_HASH. The host's Postgres TLS certificate (spark-pg cert) goes
-# into the findings: clients verify every instance against it (sslmode=verify-full).
+# Vars: HOST, MOUNT_POINT, TOOLS_HASH, SETUP (no check reads it: a new one re-runs them all).
+# The host's Postgres TLS certificate (spark-pg cert) goes into the findings: clients verify
+# every instance against it (sslmode=verify-full).
 set -euo pipefail
 verb=${1:-create}
 

@@ -9,6 +9,6 @@ const fleet = loadFleetConfig();
 
 /** Per host: the name the host itself reports, read over the pinned connection. */
 export const hostnames = Object.fromEntries(fleet.hosts.map((host) => [host.name, new command.remote.Command(`${host.name}-hostname`, {
-    connection: hostConnection(host, fleet.ssh, fleet.sshPrivateKey),
+    connection: hostConnection(host, host.hostKey!, fleet.ssh, fleet.sshPrivateKey),
     create: "cat /etc/hostname",
 }).stdout]));
