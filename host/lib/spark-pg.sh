@@ -9,8 +9,7 @@
 # The systemd unit spark-pg@NAME runs its postmaster. Locks live in the root-only $RUN_DIR, the
 # host's TLS key and certificate in $TLS_DIR. Nothing else is kept anywhere.
 
-SPARK_PG_HOME=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
-SPARK_PG_VERB=${0##*/spark-pg-}
+SPARK_TOOL=spark-pg
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_SOCKET_DIR=/run/postgresql
 UNIT_DIR=/etc/systemd/system
@@ -24,40 +23,14 @@ TLS_NAMES=$TLS_DIR/server.names
 NAME_RE='^[a-z][a-z0-9-]{0,30}[a-z0-9]$'
 # Who asked for an instance (a stack resource, e.g. sparks/dev/app-pg): creates by the same owner adopt.
 OWNER_RE='^[A-Za-z0-9._/:-]{1,200}$'
-# Bounds in seconds: a fork never waits long on its source, nor anyone on the allocation lock.
+# Bound in seconds: a fork never waits long on its source.
 CHECKPOINT_TIMEOUT=30
-LOCK_TIMEOUT=60
 # A fork's source is checkpointed first only past this much WAL since its last checkpoint:
 # replaying 16 MB takes a fraction of a second, a checkpoint under write load often longer.
 CHECKPOINT_MIN_WAL=$((16 * 1048576))
+# shellcheck source=sparks.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/sparks.sh"
 
-# Every failure ends here: one line on stderr, non-zero exit.
-die() {
-  printf 'spark-pg %s: %s\n' "$SPARK_PG_VERB" "$*" >&2
-  exit 1
-}
-
-# Quote a string for a JSON document (validated values, and PEM's newlines).
-json_str() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  printf '"%s"' "$s"
-}
-
-# A JSON string, or null when empty.
-json_str_or_null() {
-  if [ -n "$1" ]; then json_str "$1"; else printf 'null'; fi
-}
-
-# Milliseconds since the epoch, from bash's own clock (no fork).
-now_ms() {
-  local t=${EPOCHREALTIME/./}
-  printf '%s' "$((t / 1000))"
-}
-# When the verb began: new's and fork's ready_ms count from here.
-STARTED_MS=$(now_ms)
 
 check_name() {
   [[ $1 =~ $NAME_RE ]] || die "invalid instance name '$(printable "$1")' (want ${NAME_RE})"
@@ -65,12 +38,6 @@ check_name() {
 
 check_owner() {
   [[ $1 =~ $OWNER_RE ]] || die "invalid owner '$(printable "$1")' (want ${OWNER_RE})"
-}
-
-# Untrusted text made safe to echo in an error line.
-printable() {
-  local s=${1:0:64}
-  printf '%s' "${s//[^[:alnum:][:punct:] ]/?}"
 }
 
 # --- configuration ----------------------------------------------------------------------------
@@ -122,33 +89,6 @@ load_config() {
   LISTEN=(127.0.0.1 "${LISTEN[@]}")
 }
 
-valid_ipv4() {
-  local IFS=. o
-  [[ $1 =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || return 1
-  for o in $1; do ((10#$o <= 255)) || return 1; done
-}
-
-valid_ipv6() {
-  [[ $1 =~ ^[0-9A-Fa-f:]{2,39}$ && $1 == *:*:* ]]
-}
-
-# A host name (RFC 1123 labels, lower case); the last label starts with a letter, so a mistyped
-# IPv4 address is never taken for a name.
-valid_dns_name() {
-  local label='[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?'
-  ((${#1} <= 253)) && [[ $1 =~ ^($label\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$ ]]
-}
-
-valid_address() {
-  valid_ipv4 "$1" || valid_ipv6 "$1" || valid_dns_name "$1"
-}
-
-valid_cidr() {
-  local addr=${1%/*} bits=${1##*/}
-  [[ $1 == */* && $bits =~ ^[0-9]{1,3}$ ]] || return 1
-  if valid_ipv4 "$addr"; then ((10#$bits <= 32)); else valid_ipv6 "$addr" && ((10#$bits <= 128)); fi
-}
-
 # The host a client on the network uses: the first non-loopback listen address (or name).
 public_host() {
   local a
@@ -172,62 +112,12 @@ require_root() {
 
 # --- root-only state --------------------------------------------------------------------------
 
-# RUN_DIR holds the locks: root's, 0700, so no other user can open (and so hold) one. Refused if
-# anything else is there, a symlink above all.
-ensure_run_dir() {
-  [ -e "$RUN_DIR" ] || [ -L "$RUN_DIR" ] || mkdir -m 0700 "$RUN_DIR" 2>/dev/null || true
-  if [ -L "$RUN_DIR" ] || [ ! -d "$RUN_DIR" ] || [ "$(stat -c '%u %a' "$RUN_DIR")" != "0 700" ]; then
-    die "$RUN_DIR is not a root-only directory (root's, 0700, not a symlink); refusing to use it"
-  fi
-}
-
-# The allocation lock serialises name checks, port choice and subvolume creation across verbs.
-take_lock() {
-  ensure_run_dir
-  exec {LOCK_FD}>>"$RUN_DIR/alloc.lock"
-  flock -w "$LOCK_TIMEOUT" "$LOCK_FD" || die "timed out waiting for $RUN_DIR/alloc.lock"
-}
-
-release_lock() {
-  exec {LOCK_FD}>&-
-}
-
-# NAME's own lock, held by a verb that creates, adopts or destroys NAME for its whole run (taken
-# before the allocation lock). The kernel drops it when its holder dies, so a held lock means a
-# live creator, and a partial instance whose lock is free was left by a dead one.
-take_name_lock() {
-  ensure_run_dir
-  exec {NAME_LOCK_FD}>>"$RUN_DIR/$1.lock"
-  flock -w "$LOCK_TIMEOUT" "$NAME_LOCK_FD" || die "timed out waiting for '$1' (another spark-pg is changing it)"
-}
-
-# True while another process holds NAME's lock (so a partial NAME is still being made).
-name_busy() {
-  local fd busy=1
-  [ -O "$RUN_DIR" ] && [ -f "$RUN_DIR/$1.lock" ] || return 1
-  exec {fd}<"$RUN_DIR/$1.lock"
-  flock -n -s "$fd" || busy=0
-  exec {fd}<&-
-  return "$busy"
-}
-
-# Fault injection for the tests: SPARK_PG_FAULT=STEP makes the verb kill -9 itself at that step,
-# as an OOM kill or a crash would, leaving what it made so far. Honoured for root only.
-fault_point() {
-  if [ "${SPARK_PG_FAULT:-}" = "$1" ] && ((EUID == 0)); then kill -9 $$; fi
-}
-
 # --- instances --------------------------------------------------------------------------------
 
 inst_dir() { printf '%s/%s' "$ROOT" "$1"; }
 data_dir() { printf '%s/%s/data' "$ROOT" "$1"; }
 meta_file() { printf '%s/%s/spark-pg.meta' "$ROOT" "$1"; }
 unit_name() { printf 'spark-pg@%s.service' "$1"; }
-
-# A subvolume's root directory is inode 256 on btrfs.
-is_subvolume() {
-  [ ! -L "$1" ] && [ "$(stat -c %i "$1" 2>/dev/null)" = 256 ]
-}
 
 # Every subvolume under ROOT with an instance's name, whole or not, sorted.
 instance_names() {
@@ -289,42 +179,12 @@ read_meta() {
   fi
 }
 
-# Writes stdin to FILE through a temp file made beside it with O_EXCL, then renamed over FILE:
-# readers see the old file or the new one, never part of one, and nothing anyone planted next to
-# FILE (a FILE.tmp symlink, say) is followed. Runs in the caller's identity; see write_file.
-atomic_write() {
-  local tmp
-  tmp=$(mktemp "$1.XXXXXX") || return 1
-  if cat >"$tmp" && chmod "$2" "$tmp" && mv -fT "$tmp" "$1"; then return 0; fi
-  rm -f "$tmp"
-  return 1
-}
-
-# write_file FILE MODE [COMMAND...]: stdin to FILE atomically. Root writes only into root's
-# directories; a file inside a data directory is written by its owner: COMMAND is as_postgres.
-# A failure is one error line, a full pool named as such.
-write_file() {
-  local file=$1 mode=$2 err
-  shift 2
-  if (($#)); then
-    err=$("$@" bash -c "$(declare -f atomic_write)"'; atomic_write "$@"' atomic_write "$file" "$mode" 2>&1)
-  else
-    err=$(atomic_write "$file" "$mode" 2>&1)
-  fi || {
-    [[ $err == *"No space left"* ]] && die "pool full: cannot write $file"
-    die "cannot write $file: $(printf '%s\n' "$err" | tail -n 1)"
-  }
-}
-
 # write_meta NAME STATUS: NAME's record from the META_* values; STATUS is creating until its
 # verb has finished, then ready.
 write_meta() {
   printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nCREATED=%s\nOWNER=%s\nSTATUS=%s\n' "$1" "$META_ID" \
     "$META_PORT" "$META_SOURCE" "$META_SOURCE_ID" "$META_CREATED" "$META_OWNER" "$2" | write_file "$(meta_file "$1")" 0644
 }
-
-new_id() { cat /proc/sys/kernel/random/uuid; }
-utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
 # Names of the whole instances forked from the instance with ID $1.
 forks_of() {
@@ -604,7 +464,7 @@ password_sql() {
 # Installs spark-pg@.service if it is missing or differs from ours; reloads systemd only then.
 # The unit reads SPARK_PG_ROOT from the system config, so a SPARK_PG_CONF elsewhere must agree.
 ensure_unit() {
-  local ours=$SPARK_PG_HOME/systemd/spark-pg@.service target=$UNIT_DIR/spark-pg@.service
+  local ours=$SPARK_TOOL_HOME/systemd/spark-pg@.service target=$UNIT_DIR/spark-pg@.service
   if [ "${SPARK_PG_CONF:-$SYSTEM_CONF}" != "$SYSTEM_CONF" ]; then
     grep -qxE "SPARK_PG_ROOT=[\"']?${ROOT}[\"']?" "$SYSTEM_CONF" 2>/dev/null ||
       die "spark-pg@.service reads $SYSTEM_CONF, whose SPARK_PG_ROOT is not $ROOT"
@@ -704,39 +564,6 @@ shown_state() {
 
 # --- verbs' common parts ----------------------------------------------------------------------
 
-usage_error() {
-  die "usage: $(sed -n 's/^# Usage: //p' "$0" | head -n 1)"
-}
-
-# parse_args "OPTIONS" MIN MAX ARGS...: each allowed option seen sets OPT[option] (to 1, or for an
-# option listed as --opt= to its value, given as --opt VALUE or --opt=VALUE); the rest go to
-# ARGS, of which there must be MIN to MAX. Anything else is a usage error.
-declare -A OPT=()
-ARGS=()
-parse_args() {
-  local allowed=" $1 " min=$2 max=$3 arg
-  shift 3
-  while (($#)); do
-    arg=$1
-    shift
-    if [[ $arg == --*=* && $allowed == *" ${arg%%=*}= "* ]]; then
-      OPT[${arg%%=*}]=${arg#*=}
-    elif [[ $arg == -* && $allowed == *" $arg= "* ]]; then
-      (($#)) || usage_error
-      OPT[$arg]=$1
-      shift
-    elif [[ $arg == -* ]]; then
-      [[ $allowed == *" $arg "* ]] || usage_error
-      OPT[$arg]=1
-    else
-      ARGS+=("$arg")
-    fi
-  done
-  ((${#ARGS[@]} >= min && ${#ARGS[@]} <= max)) || usage_error
-}
-
-opt() { [ -n "${OPT[$1]:-}" ]; }
-
 # Verbs that make an instance claim it right after creating its subvolume: any exit before
 # commit_instance stops its unit and deletes the subvolume, so a failure leaves nothing behind.
 # Its record says STATUS=creating until commit_instance rewrites it (META_* set) as ready: a verb
@@ -786,15 +613,6 @@ report_created() {
     printf 'forked %s from %s on port %s in %s ms: %s\n' "$name" "$META_SOURCE" "$META_PORT" "$(($(now_ms) - STARTED_MS))" "$(instance_uri)"
   else
     printf 'created %s on port %s: %s\n' "$name" "$META_PORT" "$(instance_uri)"
-  fi
-}
-
-# Runs a btrfs command; on failure dies with its last line, naming a full pool as such.
-btrfs_run() {
-  local out
-  if ! out=$(btrfs "$@" 2>&1); then
-    [[ $out == *"No space left"* ]] && die "pool full: btrfs $1 $2 failed with ENOSPC on $ROOT"
-    die "btrfs $1 $2 failed: $(printf '%s\n' "$out" | tail -n 1)"
   fi
 }
 
