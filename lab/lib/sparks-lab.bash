@@ -150,10 +150,13 @@ mirror_apt_options() {
 boot_host() {
   local name=$1 root dir ns
   root="$(host_root "$name")" dir="$(host_dir "$name")" ns="$(host_netns "$name")"
+  # /proc/sys/net writable (API_VFS_WRITABLE=network: only it), as on a stock server, where root
+  # sets its network sysctls (dev containers are routed through the host). Net sysctls are per
+  # network namespace, so this reaches the host's own, never the machine's.
   # The unified cgroup hierarchy, as a stock bookworm server has: under the legacy one, systemd in
   # a host loses track of its cgroups (umount fails with 219/CGROUP, the user manager hangs in its
   # stop for two minutes and every new ssh session waits for it).
-  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid unshare --mount --propagation private -- "$SPARKS_LAB_ROOT/lab/lib/boot-host" \
+  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_NSPAWN_API_VFS_WRITABLE=network setsid unshare --mount --propagation private -- "$SPARKS_LAB_ROOT/lab/lib/boot-host" \
     "$root" "$dir" "/run/netns/$ns" -- systemd-nspawn --boot --directory="$root" --machine="$name" \
     --register=no --keep-unit --link-journal=no --console=read-only \
     --network-namespace-path="/run/netns/$ns" --capability=all --resolv-conf=off \
