@@ -5,70 +5,32 @@
 // killed, a nearly full pool, two ups at once, a host that goes down during an up, a lab host that
 // powered off) each end with verify green and nothing lost; no secret shows anywhere; and
 // `pulumi destroy --stack dev` leaves the machine as it was.
-import { ChildProcess, execFileSync, spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import * as YAML from "yaml";
-import { LabHost, machineState, sshArgs, writeKnownHosts } from "../lab/labClient";
+import { machineState } from "../lab/labClient";
 import { setHostReachable } from "./lab";
-import { mustSucceed, ROOT, run, RunResult } from "./stack";
+import { CheckoutCopy } from "./checkout";
+import { mustSucceed, run, RunResult } from "./stack";
 
 jest.setTimeout(20 * 60 * 1000);
 
 describe("the dev stack: one pathway from preview to destroy", () => {
+    let checkout: CheckoutCopy;
+    /** The copy's directory and environment. */
     let copy: string;
     let env: NodeJS.ProcessEnv;
     let before: ReturnType<typeof machineState>;
-    /** Every output of pulumi, verify and the tools this test saw: none may hold a secret. */
-    const seen: string[] = [];
     /** Every password the stack ever had, and the lab key's lines: the secrets to look for. */
     const secrets = new Set<string>();
     /** What `ps` showed on the hosts while they were set up, and while forks were made. */
     const processSamples: string[] = [];
 
-    const record = (result: RunResult) => {
-        seen.push(result.stdout, result.stderr);
-        return result;
-    };
-    const inCopy = async (file: string, args: string[] = []) =>
-        record(await run(path.join(copy, file), args, { cwd: copy, env, timeoutMs: 15 * 60 * 1000 }));
-    const shell = async (script: string, ...args: string[]) =>
-        record(await run("bash", ["-c", `source toolchain/env.sh && ${script}`, "bash", ...args], { cwd: copy, env, timeoutMs: 15 * 60 * 1000 }));
-    const pulumi = (...args: string[]) => shell('exec pulumi "$@" --stack dev --non-interactive', ...args);
-    const up = (...extra: string[]) => pulumi("up", "--yes", "--skip-preview", ...extra);
-    const sparks = (...args: string[]) => shell('exec npx sparks "$@"', ...args);
-    const labHosts = async (): Promise<LabHost[]> => JSON.parse(mustSucceed("lab status", await inCopy("lab/sparks-lab", ["status", "--json"])).stdout);
-    const onHostResult = async (name: string, command: string, input?: string): Promise<RunResult> => {
-        const host = (await labHosts()).find((h) => h.name === name)!;
-        const knownHosts = path.join(copy, `.known_hosts.${name}`);
-        writeKnownHosts(knownHosts, [host]);
-        return run("ssh", sshArgs(host, knownHosts, command), { input });
-    };
-    const onHost = async (name: string, command: string, input?: string): Promise<string> =>
-        mustSucceed(`on ${name}: ${command}`, await onHostResult(name, command, input)).stdout;
-    const resources = async () => JSON.parse(mustSucceed("stack export", await pulumi("stack", "export")).stdout)
-        .deployment.resources.map((r: { urn: string }) => r.urn).sort();
-    const stackFile = () => path.join(copy, "Pulumi.dev.yaml");
-    const editConfig = (edit: (config: Record<string, any>) => void) => {
-        const doc = YAML.parseDocument(fs.readFileSync(stackFile(), "utf8"));
-        const config = doc.get("config") as YAML.YAMLMap;
-        const plain = config.toJSON();
-        edit(plain);
-        for (const [key, value] of Object.entries(plain)) config.set(key, value);
-        fs.writeFileSync(stackFile(), doc.toString());
-    };
     /** Remembers the passwords the stack holds now (a fork's goes when the fork goes). */
     const rememberPasswords = async () => {
         const postgres = JSON.parse(mustSucceed("outputs", await run("bash", ["-c", "source toolchain/env.sh && pulumi stack output --json --show-secrets --stack dev postgres"],
             { cwd: copy, env })).stdout) as Record<string, { uri: string }>;
         for (const db of Object.values(postgres)) secrets.add(decodeURIComponent(new URL(db.uri).password));
-    };
-    const verifyGreen = async () => {
-        const verify = await sparks("verify", "--stack", "dev");
-        mustSucceed("sparks verify", verify);
-        expect(verify.stdout).toMatch(/\n\n\d+ checks, 0 failed\n$/);
-        return verify.stdout;
     };
 
     /** Samples every host's process list until stopped; a host that is not up yet is waited for. */
@@ -83,32 +45,26 @@ describe("the dev stack: one pathway from preview to destroy", () => {
     }
 
     beforeAll(() => {
-        copy = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-deploy-dev-"));
-        const files = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0").filter(Boolean);
-        for (const file of files) fs.cpSync(path.join(ROOT, file), path.join(copy, file), { recursive: true });
-        fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"));
-        // As on a fresh shell: env.sh picks the copy's own backend and the lab passphrase.
-        env = { ...process.env };
-        for (const name of ["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "SPARKS_LAB_DIR"]) delete env[name];
+        checkout = new CheckoutCopy();
+        copy = checkout.dir;
+        env = checkout.env;
         before = machineState(path.join(copy, ".lab"));
     });
 
     afterAll(async () => {
-        if (fs.existsSync(path.join(copy, ".state", ".pulumi"))) await pulumi("destroy", "--yes", "--skip-preview");
-        await inCopy("lab/sparks-lab", ["down"]);
-        fs.rmSync(copy, { recursive: true, force: true });
+        await checkout.remove();
     });
 
     test("previews before any lab exists, and makes none", async () => {
-        mustSucceed("set-up", await inCopy("scripts/setup"));
-        mustSucceed("stack init", await pulumi("stack", "select", "--create"));
-        const preview = mustSucceed("preview", await pulumi("preview", "--diff"));
+        mustSucceed("set-up", await checkout.file("scripts/setup"));
+        mustSucceed("stack init", await checkout.pulumi("stack", "select", "--create"));
+        const preview = mustSucceed("preview", await checkout.pulumi("preview", "--diff"));
         expect(preview.stdout).toMatch(/\+ sparks:index:LabHost: \(create\)\n\s+\[urn=urn:pulumi:dev::sparks::sparks:index:LabHost::spark-1\]/);
-        const changes = mustSucceed("scripts/preview", await inCopy("scripts/preview", ["dev"])).stdout.trim().split("\n");
+        const changes = mustSucceed("scripts/preview", await checkout.file("scripts/preview", ["dev"])).stdout.trim().split("\n");
         expect(changes).toContain("dev: create sparks:index:LabHost spark-2");
         expect(changes).toContain("dev: create sparks:index:PgFork app-review");
         expect(changes.every((line) => line.startsWith("dev: create "))).toBe(true);
-        expect(await labHosts()).toEqual([]);
+        expect(await checkout.labHosts()).toEqual([]);
         expect(machineState(path.join(copy, ".lab"))).toEqual(before);
     });
 
@@ -116,7 +72,7 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         const stopSampling = sampleProcesses(["spark-1", "spark-2"]);
         let deployed: RunResult;
         try {
-            deployed = await inCopy("scripts/deploy-dev");
+            deployed = await checkout.file("scripts/deploy-dev");
         } finally {
             stopSampling();
         }
@@ -124,7 +80,7 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         expect(deployed.stdout).toMatch(/^lineage +app-review +ok +\d+\.\ds +holds the data of app <- app-review$/m);
         expect(deployed.stdout).toMatch(/^kvm +spark-2 +ok /m);
         expect(deployed.stdout).toMatch(/\n\n\d+ checks, 0 failed\n$/);
-        expect((await labHosts()).map((h) => [h.name, h.state])).toEqual([["spark-1", "running"], ["spark-2", "running"]]);
+        expect((await checkout.labHosts()).map((h) => [h.name, h.state])).toEqual([["spark-1", "running"], ["spark-2", "running"]]);
         await rememberPasswords();
         // The lab key's private part: its first two lines are a header and the public key, the
         // same in every unencrypted ed25519 key, and the last holds the comment.
@@ -133,9 +89,9 @@ describe("the dev stack: one pathway from preview to destroy", () => {
     });
 
     test("a second preview and up change nothing; status shows hosts and databases", async () => {
-        mustSucceed("preview", await pulumi("preview", "--expect-no-changes"));
-        mustSucceed("up", await up("--expect-no-changes"));
-        const status = JSON.parse(mustSucceed("sparks status", await sparks("status", "--stack", "dev", "--json")).stdout);
+        mustSucceed("preview", await checkout.pulumi("preview", "--expect-no-changes"));
+        mustSucceed("up", await checkout.up("--expect-no-changes"));
+        const status = JSON.parse(mustSucceed("sparks status", await checkout.sparks("status", "--stack", "dev", "--json")).stdout);
         expect(status.hosts.map((h: { host: string; reachable: boolean; toolsCurrent: boolean }) => [h.host, h.reachable, h.toolsCurrent]))
             .toEqual([["spark-1", true, true], ["spark-2", true, true]]);
         expect(status.databases.map((d: { name: string; state: string; managedBy: string }) => [d.name, d.state, d.managedBy]).sort())
@@ -143,8 +99,8 @@ describe("the dev stack: one pathway from preview to destroy", () => {
     });
 
     test("a config edit's preview is exactly the resources it changes: one fork added, that fork and nothing else", async () => {
-        editConfig((c) => c["sparks:forks"].push({ name: "app-extra", source: "app" }));
-        const changes = mustSucceed("scripts/preview", await inCopy("scripts/preview", ["dev"])).stdout.trim().split("\n");
+        checkout.editConfig((c) => c["sparks:forks"].push({ name: "app-extra", source: "app" }));
+        const changes = mustSucceed("scripts/preview", await checkout.file("scripts/preview", ["dev"])).stdout.trim().split("\n");
         expect(changes).toEqual([
             "dev: create command:remote:Command app-extra-pg",
             "dev: create random:index/randomPassword:RandomPassword app-extra-password",
@@ -152,69 +108,69 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         ]);
         const stopSampling = sampleProcesses(["spark-1"]);
         try {
-            mustSucceed("up", await up());
+            mustSucceed("up", await checkout.up());
         } finally {
             stopSampling();
         }
         await rememberPasswords();
-        expect(await verifyGreen()).toMatch(/^lineage +app-extra +ok +\d+\.\ds +holds the data of app <- app-extra$/m);
-        editConfig((c) => { c["sparks:forks"] = c["sparks:forks"].filter((f: { name: string }) => f.name !== "app-extra"); });
-        expect(mustSucceed("scripts/preview", await inCopy("scripts/preview", ["dev"])).stdout.trim().split("\n")).toEqual([
+        expect(await checkout.verifyGreen()).toMatch(/^lineage +app-extra +ok +\d+\.\ds +holds the data of app <- app-extra$/m);
+        checkout.editConfig((c) => { c["sparks:forks"] = c["sparks:forks"].filter((f: { name: string }) => f.name !== "app-extra"); });
+        expect(mustSucceed("scripts/preview", await checkout.file("scripts/preview", ["dev"])).stdout.trim().split("\n")).toEqual([
             "dev: delete command:remote:Command app-extra-pg",
             "dev: delete random:index/randomPassword:RandomPassword app-extra-password",
             "dev: delete sparks:index:PgFork app-extra",
         ]);
-        mustSucceed("up", await up());
+        mustSucceed("up", await checkout.up());
     });
 
     test("fault: a database killed with SIGKILL comes back with every committed row", async () => {
-        await onHost("spark-1", "spark-pg connect app --psql >/dev/null", "CREATE TABLE IF NOT EXISTS fault_probe (v text); INSERT INTO fault_probe VALUES ('before the kill');\n");
-        await onHost("spark-1", "kill -KILL $(head -1 /srv/sparks/pg/app/data/postmaster.pid)");
+        await checkout.onHost("spark-1", "spark-pg connect app --psql >/dev/null", "CREATE TABLE IF NOT EXISTS fault_probe (v text); INSERT INTO fault_probe VALUES ('before the kill');\n");
+        await checkout.onHost("spark-1", "kill -KILL $(head -1 /srv/sparks/pg/app/data/postmaster.pid)");
         for (const deadline = Date.now() + 60_000; ;) {
-            const state = (await onHost("spark-1", "systemctl is-active spark-pg@app || true")).trim();
-            if (state === "active" && (await onHost("spark-1", "spark-pg status app --json")).includes('"running"')) break;
+            const state = (await checkout.onHost("spark-1", "systemctl is-active spark-pg@app || true")).trim();
+            if (state === "active" && (await checkout.onHost("spark-1", "spark-pg status app --json")).includes('"running"')) break;
             if (Date.now() > deadline) throw new Error(`spark-pg@app is ${state} 60 s after its SIGKILL`);
             await new Promise((r) => setTimeout(r, 500));
         }
-        await verifyGreen();
-        expect(await onHost("spark-1", "spark-pg connect app --psql", "SELECT v FROM fault_probe;\n")).toContain("before the kill");
+        await checkout.verifyGreen();
+        expect(await checkout.onHost("spark-1", "spark-pg connect app --psql", "SELECT v FROM fault_probe;\n")).toContain("before the kill");
     });
 
     test("fault: a nearly full pool fails the fork clearly and breaks nothing", async () => {
         // Leave 200 MiB: under the 512 MiB spark-pg keeps in reserve.
-        await onHost("spark-1", "avail=$(( $(stat -f -c '%a * %S' /srv/sparks) )); fallocate -l $(( avail - 200 * 1048576 )) /srv/sparks/filler");
+        await checkout.onHost("spark-1", "avail=$(( $(stat -f -c '%a * %S' /srv/sparks) )); fallocate -l $(( avail - 200 * 1048576 )) /srv/sparks/filler");
         try {
-            editConfig((c) => c["sparks:forks"].push({ name: "app-full", source: "app" }));
-            const failed = await up();
+            checkout.editConfig((c) => c["sparks:forks"].push({ name: "app-full", source: "app" }));
+            const failed = await checkout.up();
             expect(failed.code).not.toBe(0);
             expect(failed.stdout + failed.stderr).toMatch(/spark-pg fork: pool full: \d+ MiB free on \S+, need 512 MiB/);
-            await verifyGreen();
+            await checkout.verifyGreen();
         } finally {
-            await onHost("spark-1", "rm -f /srv/sparks/filler");
-            editConfig((c) => { c["sparks:forks"] = c["sparks:forks"].filter((f: { name: string }) => f.name !== "app-full"); });
+            await checkout.onHost("spark-1", "rm -f /srv/sparks/filler");
+            checkout.editConfig((c) => { c["sparks:forks"] = c["sparks:forks"].filter((f: { name: string }) => f.name !== "app-full"); });
         }
-        mustSucceed("up", await up());
-        mustSucceed("preview", await pulumi("preview", "--expect-no-changes"));
-        expect(await onHost("spark-1", "spark-pg list")).not.toContain("app-full");
+        mustSucceed("up", await checkout.up());
+        mustSucceed("preview", await checkout.pulumi("preview", "--expect-no-changes"));
+        expect(await checkout.onHost("spark-1", "spark-pg list")).not.toContain("app-full");
     });
 
     test("fault: two ups at once: one runs, the other is refused by the stack's lock, and nothing breaks", async () => {
-        editConfig((c) => c["sparks:forks"].push({ name: "app-twice", source: "app" }));
-        const [first, second] = await Promise.all([up(), up()]);
+        checkout.editConfig((c) => c["sparks:forks"].push({ name: "app-twice", source: "app" }));
+        const [first, second] = await Promise.all([checkout.up(), checkout.up()]);
         const results = [first, second].sort((a, b) => a.code - b.code);
         expect(results.map((r) => r.code === 0)).toEqual([true, false]);
         expect(results[1].stdout + results[1].stderr).toMatch(/the stack is currently locked by 1 lock/);
         await rememberPasswords();
-        mustSucceed("preview", await pulumi("preview", "--expect-no-changes"));
-        await verifyGreen();
-        editConfig((c) => { c["sparks:forks"] = c["sparks:forks"].filter((f: { name: string }) => f.name !== "app-twice"); });
-        mustSucceed("up", await up());
+        mustSucceed("preview", await checkout.pulumi("preview", "--expect-no-changes"));
+        await checkout.verifyGreen();
+        checkout.editConfig((c) => { c["sparks:forks"] = c["sparks:forks"].filter((f: { name: string }) => f.name !== "app-twice"); });
+        mustSucceed("up", await checkout.up());
     });
 
     test("fault: a host that goes down during an up blocks only its own changes, and the next up converges", async () => {
         // A tool edit changes both hosts: spark-2 goes off the network as soon as its copy starts.
         fs.appendFileSync(path.join(copy, "host", "libexec", "spark-pg-version"), "# edited during the down-host fault\n");
-        const spark2 = (await labHosts()).find((h) => h.name === "spark-2")!;
+        const spark2 = (await checkout.labHosts()).find((h) => h.name === "spark-2")!;
         const running = spawn("bash", ["-c", "source toolchain/env.sh && exec pulumi up --yes --skip-preview --stack dev --non-interactive"], { cwd: copy, env });
         let output = "";
         let tookDown: Promise<void> | undefined;
@@ -226,31 +182,31 @@ describe("the dev stack: one pathway from preview to destroy", () => {
             });
         }
         const code = await exited;
-        seen.push(output);
+        checkout.seen.push(output);
         expect(tookDown).toBeDefined();
         await tookDown;
         await setHostReachable(spark2, true);
         expect(code).not.toBe(0);
         expect(output).toMatch(/spark-2/);
-        mustSucceed("up after the host came back", await up());
-        mustSucceed("preview", await pulumi("preview", "--expect-no-changes"));
-        await verifyGreen();
+        mustSucceed("up after the host came back", await checkout.up());
+        mustSucceed("preview", await checkout.pulumi("preview", "--expect-no-changes"));
+        await checkout.verifyGreen();
     });
 
     test("a lab host that powered off is booted again by the next up, as the same machine", async () => {
-        const resourcesBefore = await resources();
+        const resourcesBefore = await checkout.resources();
         // The host may close the connection before ssh sees the command's status: that is the poweroff.
-        await onHostResult("spark-2", "systemctl poweroff --no-block");
+        await checkout.onHostResult("spark-2", "systemctl poweroff --no-block");
         for (const deadline = Date.now() + 60_000; ;) {
-            if ((await labHosts()).find((h) => h.name === "spark-2")?.state === "stopped") break;
+            if ((await checkout.labHosts()).find((h) => h.name === "spark-2")?.state === "stopped") break;
             if (Date.now() > deadline) throw new Error("spark-2 did not stop within 60 s of poweroff");
             await new Promise((r) => setTimeout(r, 200));
         }
-        const again = mustSucceed("up", await up());
+        const again = mustSucceed("up", await checkout.up());
         expect(again.stderr + again.stdout).toMatch(/spark-2-machine/);
-        expect(await resources()).toEqual(resourcesBefore);
-        mustSucceed("preview", await pulumi("preview", "--expect-no-changes"));
-        await verifyGreen();
+        expect(await checkout.resources()).toEqual(resourcesBefore);
+        mustSucceed("preview", await checkout.pulumi("preview", "--expect-no-changes"));
+        await checkout.verifyGreen();
     });
 
     test("no password or private key in plain text: stack export, outputs, process lists, journals and logs, .state", async () => {
@@ -258,15 +214,15 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         expect(processSamples.join("").length).toBeGreaterThan(1000);
         const leaks = (where: string, text: string) => [...secrets].filter((secret) => text.includes(secret)).map(() => where);
         const found: string[] = [];
-        found.push(...leaks("stack export", mustSucceed("export", await pulumi("stack", "export")).stdout));
-        found.push(...leaks("a command's output", seen.join("\n")));
+        found.push(...leaks("stack export", mustSucceed("export", await checkout.pulumi("stack", "export")).stdout));
+        found.push(...leaks("a command's output", checkout.seen.join("\n")));
         found.push(...leaks("a host's process list", processSamples.join("")));
         const stateFiles = fs.readdirSync(path.join(copy, ".state"), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
         expect(stateFiles.length).toBeGreaterThan(0);
         for (const entry of stateFiles) found.push(...leaks(`.state file ${entry.name}`, fs.readFileSync(path.join(entry.parentPath, entry.name), "utf8")));
         for (const host of ["spark-1", "spark-2"]) {
             // The secrets go in on stdin, so this search never puts them on a command line itself.
-            const hits = await onHost(host, "journalctl --no-pager -o cat > /root/journal.txt; grep -rlF -f /dev/stdin /root/journal.txt /var/log /var/lib/sparks /etc /srv/sparks /tmp /var/tmp 2>/dev/null || true; rm -f /root/journal.txt",
+            const hits = await checkout.onHost(host, "journalctl --no-pager -o cat > /root/journal.txt; grep -rlF -f /dev/stdin /root/journal.txt /var/log /var/lib/sparks /etc /srv/sparks /tmp /var/tmp 2>/dev/null || true; rm -f /root/journal.txt",
                 [...secrets].join("\n") + "\n");
             found.push(...hits.split("\n").filter(Boolean).map((file) => `${host}:${file}`));
         }
@@ -274,8 +230,8 @@ describe("the dev stack: one pathway from preview to destroy", () => {
     });
 
     test("destroy removes the lab machines too, and leaves the machine as it was", async () => {
-        mustSucceed("destroy", await pulumi("destroy", "--yes", "--skip-preview"));
-        expect(await labHosts()).toEqual([]);
+        mustSucceed("destroy", await checkout.pulumi("destroy", "--yes", "--skip-preview"));
+        expect(await checkout.labHosts()).toEqual([]);
         expect(machineState(path.join(copy, ".lab"))).toEqual(before);
         expect(fs.readdirSync(path.join(copy, ".lab"))).toEqual(["ssh"]);
     });
