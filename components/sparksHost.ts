@@ -26,7 +26,7 @@ export const STAGING_ROOT = "/var/lib/sparks/staging";
 
 /** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check
  *  and computes SCRAM verifiers; openssl makes the host's Postgres TLS certificate. */
-const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "python3", "openssl"];
+const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "mmdebstrap", "python3", "openssl"];
 
 export interface SparksHostArgs {
     /** The host as validated from `sparks:hosts`. */
@@ -39,6 +39,8 @@ export interface SparksHostArgs {
     privateKey: SshKey;
     /** spark-pg's fleet settings (`sparks:pg`), written to the host's /etc/sparks/spark-pg.conf. */
     pg: PgSettings;
+    /** Build the base image dev containers start from (a host with containers needs it). */
+    devImage?: boolean;
 }
 
 /** What the verify step found on the host. */
@@ -71,6 +73,8 @@ export class SparksHost extends pulumi.ComponentResource {
     readonly spec: HostSpec;
     /** The host key the deployment pins: a new one means a new machine, set up from scratch. */
     readonly hostKey: pulumi.Input<string>;
+    /** The base image's ID, when the host has one (devImage). */
+    readonly devImage?: pulumi.Output<string>;
 
     constructor(name: string, args: SparksHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("sparks:index:SparksHost", name, {}, opts);
@@ -110,7 +114,9 @@ export class SparksHost extends pulumi.ComponentResource {
             remotePath: staging,
             triggers: identity,
         }, { parent: this, dependsOn: [stagingRoot] });
-        const toolsVars = { STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, PG_CONF: sparkPgConf(host, args.pg, poolDir) };
+        const toolsVars = {
+            STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, PG_CONF: sparkPgConf(host, args.pg, poolDir), DEV_DIR: `${host.pool.mountPoint}/dev`,
+        };
         const tools = step("tools", toolsVars, [pool, copy]);
         // SETUP, the hash of every step's settings, is in verify's command so that any up that
         // changes the host runs the checks again (an update, as a changed command is).
@@ -124,6 +130,19 @@ export class SparksHost extends pulumi.ComponentResource {
 
         this.connection = connection;
         this.ready = verify;
+        if (args.devImage) {
+            // Re-run with every tools change: a new image recipe gives a new ID, and the containers
+            // that start from it move to it (keeping their homes). Unchanged, it reports the same ID.
+            // Its delete removes images no container uses, once the containers are gone.
+            const image = new command.remote.Command(`${name}-dev-image`, {
+                connection,
+                create: `spark-dev image --json # tools ${toolsHash}`,
+                delete: "spark-dev image --prune --json",
+                triggers: identity,
+                ...QUIET_REMOTE,
+            }, { parent: this, dependsOn: [verify], deleteBeforeReplace: true });
+            this.devImage = image.stdout.apply((out) => String(JSON.parse(out).image));
+        }
         this.verification = pulumi.all([verify.stdout, args.hostKey]).apply(([out, hostKey]) => ({ ...JSON.parse(out), hostKey }) as HostVerification);
         this.registerOutputs({ verification: this.verification });
     }

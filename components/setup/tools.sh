@@ -2,7 +2,7 @@
 # Installs the host tools (this repo's host/ tree) from the staging copy, atomically, plus their
 # systemd units and config. Delete stops the services and removes all of it; pool data stays.
 # Vars: HOST, STAGING (where CopyToRemote put host/, inside the root-only directory staging.sh
-# made), TOOLS_HASH, POOL_DIR, PG_CONF (file content).
+# made), TOOLS_HASH, POOL_DIR, PG_CONF (file content), DEV_DIR (spark-dev's root on the pool).
 set -euo pipefail
 dest=/opt/sparks
 fail() { echo "sparks setup: host $HOST: tools: $*" >&2; exit 1; }
@@ -43,18 +43,21 @@ create)
     install -d -m 0755 /etc/sparks "$POOL_DIR"
     printf '%s\n' "$PG_CONF" >/etc/sparks/spark-pg.conf.new
     mv /etc/sparks/spark-pg.conf.new /etc/sparks/spark-pg.conf
+    printf 'SPARK_DEV_ROOT=%s\n' "$DEV_DIR" >/etc/sparks/spark-dev.conf.new
+    mv /etc/sparks/spark-dev.conf.new /etc/sparks/spark-dev.conf
     systemctl daemon-reload
+    systemctl enable --now spark-dev-idle.timer >/dev/null 2>&1
     echo "tools: $TOOLS_HASH installed in $dest"
     ;;
 delete)
-    units=$(systemctl list-units 'spark-pg@*' --all --plain --no-legend | awk '{print $1}')
-    for unit in $units; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+    units=$(systemctl list-units 'spark-pg@*' 'spark-dev@*' --all --plain --no-legend | awk '{print $1}')
+    for unit in $units spark-dev-idle.timer; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
     if [ -d "$dest" ]; then
         for tool in "$dest"/bin/*; do rm -f "/usr/local/bin/$(basename "$tool")"; done
         for unit in "$dest"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$unit")"; done
     fi
-    rm -rf "$dest" "$dest.old" /etc/sparks /run/spark-pg
+    rm -rf "$dest" "$dest.old" /etc/sparks /run/spark-pg /run/spark-dev
     systemctl daemon-reload
-    echo "tools: removed; data under $POOL_DIR is kept"
+    echo "tools: removed; data under $POOL_DIR and $DEV_DIR is kept"
     ;;
 esac

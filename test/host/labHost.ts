@@ -15,6 +15,7 @@ import { sshArgs, writeKnownHosts } from "../lab/labClient";
 
 export const POOL = "/srv/sparks";
 export const PG_ROOT = `${POOL}/pg`;
+export const DEV_ROOT = `${POOL}/dev`;
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 
 export interface SparkPgHost {
@@ -36,7 +37,7 @@ export interface SparkPgHost {
 const trustedCerts = new Map<string, string>();
 
 /** Brings up a one-host lab in a fresh directory and makes the host a Sparks host with spark-pg. */
-export async function sparkPgHost(pgConf: Record<string, string>): Promise<SparkPgHost> {
+export async function sparkPgHost(pgConf: Record<string, string>, extraPackages: string[] = []): Promise<SparkPgHost> {
     const given = process.env.SPARKS_LAB_DIR;
     const labDir = given ?? fs.mkdtempSync(path.join(os.tmpdir(), "sparkpg-lab-"));
     const down = async () => {
@@ -54,7 +55,7 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
         const sparkPg = async (args: string, input?: string) => JSON.parse(await ok(`spark-pg ${args} --json`, input));
 
         const hostVars = { HOST: status.name };
-        await ok(setupScript("packages", "create", { ...hostVars, PACKAGES: "btrfs-progs postgresql-15" }));
+        await ok(setupScript("packages", "create", { ...hostVars, PACKAGES: ["btrfs-progs", "postgresql-15", ...extraPackages].join(" ") }));
         await ok(setupScript("pool", "create", { ...hostVars, DEVICE: "/dev/vdb", MOUNT_POINT: POOL, WIPE_ON_DELETE: "true" }));
         // The host tools as the installer ships them: host/ staged on the host, then installed.
         await ok(setupScript("staging", "create", { ...hostVars, STAGING_ROOT }));
@@ -64,7 +65,7 @@ export async function sparkPgHost(pgConf: Record<string, string>): Promise<Spark
         await ok(`rm -rf ${staging} && mkdir -p ${staging} && base64 -d | tar -C ${staging} -xzf -`, fs.readFileSync(tarball).toString("base64"));
         const conf = Object.entries({ SPARK_PG_ROOT: PG_ROOT, ...pgConf }).map(([k, v]) => `${k}="${v}"`).join("\n");
         await ok(setupScript("tools", "create", {
-            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, PG_CONF: conf,
+            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, PG_CONF: conf, DEV_DIR: DEV_ROOT,
         }));
         const cert = await ok("spark-pg cert");
         for (const name of [status.address, "127.0.0.1", "localhost"]) trustedCerts.set(name, cert);
