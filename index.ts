@@ -8,3 +8,5 @@ const fleet = deployFleet(loadFleetConfig());
 export const hosts = fleet.hosts;
 /** Per instance and fork: its port, host, source and connection URI (a secret; sslmode=verify-full). */
 export const postgres = fleet.postgres;
+/** Per dev container: its state, address, image, limits and packages, and what its verify found. */
+export const devContainers = fleet.devContainers;

@@ -1,7 +1,8 @@
 // `sparks verify`: proves a deployed stack works, live, from the outside. Every check runs, also
 // after one fails, and each gives a result line (check, target, ok, detail, time):
 // - on each host, over SSH as the deployment logs in: the same checks as the verify step of
-//   `pulumi up` (pool, tools, KVM, TLS certificate, spark-pg units), and its databases: one the
+//   `pulumi up` (pool, tools, KVM, TLS certificate, spark-pg units) and its dev containers (SSH
+//   in as dev, a KVM guest, the same home), and its databases: one the
 //   stack made (spark-pg records each database's owner, PROJECT/STACK/NAME) but no longer manages
 //   is an orphan, and a failure; one made by hand (no owner) is listed as unmanaged;
 // - every Postgres instance and fork over the network with node-postgres: each answers with its

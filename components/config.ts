@@ -6,6 +6,7 @@
 // collected, not thrown one at a time, so a bad stack file gets one line per problem, each naming
 // the config key and the value. Messages never echo a secret or anything that looks like key
 // material: they end up in logs and CI output.
+import * as net from "net";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
@@ -239,6 +240,28 @@ function checkUniqueAddresses(hosts: HostSpec[], problems: Problems): void {
     });
 }
 
+/** A dev container's address is its own: no other container's or host's, and on a lab host one
+ *  the lab leaves free (10.89.42.111-254: the bridge is .1, lab machines .11-.110). */
+function checkDevContainerAddresses(containers: DevContainerSpec[], hosts: HostSpec[], problems: Problems): void {
+    const taken = new Map<string, string>(hosts.map((h, i) => [addressIdentity(h.address), `sparks:hosts[${i}].address`]));
+    containers.forEach((c, i) => {
+        const key = `sparks:devContainers[${i}].address`;
+        if (typeof c.address !== "string" || !net.isIPv4(c.address)) return; // refused by the schema already
+        const identity = addressIdentity(c.address);
+        const holder = taken.get(identity);
+        if (holder !== undefined) {
+            problems.add(key, `${problems.show(key, c.address)} is already used by ${holder}`);
+            return;
+        }
+        taken.set(identity, key);
+        const host = hosts.find((h) => h.name === c.host);
+        const last = Number(c.address.split(".")[3]);
+        if (host?.lab && (!c.address.startsWith("10.89.42.") || last < 111 || last > 254)) {
+            problems.add(key, `${problems.show(key, c.address)} is not free on the lab network: a container on a lab host needs an address from 10.89.42.111 to 10.89.42.254`);
+        }
+    });
+}
+
 function checkHostRef(host: string, key: string, hosts: HostSpec[], problems: Problems): void {
     if (host !== "" && !hosts.some((h) => h.name === host)) {
         problems.add(key, `${problems.show(key, host)} is not a host in sparks:hosts`);
@@ -354,9 +377,10 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
     const forks = resolveForks(config["sparks:forks"], postgres, problems);
     if (!problems.has("sparks:pg.ports")) checkPortRange(pg, hosts, postgres, forks, problems);
 
+    checkDevContainerAddresses(devContainers, hosts, problems);
+
     // Declared in the schema so stack files can be written against it, but not deployable yet:
-    // refusing them is better than silently deploying nothing.
-    if (devContainers.length > 0) problems.add("sparks:devContainers", "dev containers are not deployable yet; remove this key for now");
+    // refusing it is better than silently deploying nothing.
     if (skillsRepo !== undefined) problems.add("sparks:skillsRepo", "the skills repo is not deployable yet; remove this key for now");
 
     // A lab stack logs in with the lab's own key.

@@ -300,7 +300,27 @@ const Pg = fields({
 const PgInstance = fields({ name: Name, host: HostName }).describe("A Postgres instance");
 const PgFork = fields({ name: Name, source: Name.describe("A Postgres instance or another fork") })
     .describe("A fork of an instance or another fork, on the source's host");
-const DevContainer = fields({ name: Name, host: HostName }).describe("Not deployable yet: refused");
+/** A dev container's name becomes its veth's (ve-NAME, at most 15 bytes): 2-12 long. */
+export const DEV_CONTAINER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
+const PUBLIC_KEY_TYPES = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
+const PublicKey = matching('an SSH public key ("ssh-ed25519 AAAA... comment")', new RegExp(`^(${PUBLIC_KEY_TYPES.join("|")}) [A-Za-z0-9+/]+={0,2}( [ -~]*)?$`))
+    .refine((text) => wellFormedPublicKey(sshFields(text.split(" ")[1])), { error: "is not an SSH public key (its key data is not a well-formed key of its type)" });
+const DevContainer = fields({
+    name: matching("a valid dev container name (a-z, 0-9 and inner dashes, 2-12 long, starting with a letter)", DEV_CONTAINER_NAME_PATTERN)
+        .describe("The container's name, 2-12 long (it names its network interface): also its host name"),
+    host: HostName,
+    address: matching("an IPv4 address", new RegExp(`^${IPV4}$`))
+        .describe("The container's own IPv4 address on its host's network, which the host routes to it: SSH (user dev) and its services, 8080 among them, are reached there"),
+    ownerKeys: list(PublicKey).min(1, { error: "needs at least one key" })
+        .describe("The owner's SSH public keys, for user dev (with sudo inside the container)"),
+    packages: list(matching("a Debian package name", /^[a-z0-9][a-z0-9+.-]{0,62}$/)).default([])
+        .describe("Debian packages installed inside, beyond the base image's; removing one from the list removes it"),
+    cpus: integer("a number of CPUs", 1, 256).optional().describe("CPU limit in whole CPUs (none if absent)"),
+    memoryMb: integer("a memory size in MB", 64, 4194304).optional().describe("Memory limit in MB (none if absent)"),
+    idleStopMinutes: integer("a number of minutes", 0, 10080).default(0)
+        .describe("Stop the container after this many minutes with no SSH session (0: never)"),
+    keepHome: YesNo.default(true).describe("Keep the home (a subvolume on the pool) when the container leaves the config"),
+}).describe("A long-lived dev container on a host: systemd inside, its own /dev/kvm, a home that outlives it");
 const SkillsRepo = fields({ host: HostName, port: Port.default(8080) }).describe("Not deployable yet: refused");
 
 const SPARKS_KEYS = {

@@ -1,6 +1,7 @@
 // The whole fleet from validated config: hosts first, then their databases, forks after sources.
 import * as pulumi from "@pulumi/pulumi";
 import { LoadedFleet } from "./config";
+import { DevContainer } from "./devContainer";
 import { LabHost } from "./labHost";
 import { SparksHost } from "./sparksHost";
 import { PgDatabase, PgFork, PgInstance } from "./sparkPg";
@@ -19,6 +20,7 @@ export function deployFleet(fleet: LoadedFleet) {
             ssh: fleet.ssh,
             privateKey: machine?.privateKey ?? fleet.sshPrivateKey,
             pg: fleet.pg,
+            devImage: fleet.devContainers.some((c) => c.host === host.name),
         }, onHost(host.name))];
     }));
 
@@ -43,7 +45,10 @@ export function deployFleet(fleet: LoadedFleet) {
         pending = pending.filter((fork) => !databases.has(fork.name));
     }
 
+    const devContainers = fleet.devContainers.map((spec) => new DevContainer(spec.name, { host: hosts.get(spec.host)!, spec }, onHost(spec.host)));
+
     return {
+        devContainers: Object.fromEntries(devContainers.map((c) => [c.containerName, c.status])),
         hosts: Object.fromEntries([...hosts].map(([name, host]) => [name, host.verification])),
         postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source, host: db.hostName }])),
     };

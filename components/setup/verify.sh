@@ -51,8 +51,28 @@ check_units() {
   echo "no failed spark-pg units; $active running"
 }
 
+# The dev containers, each as `spark-dev verify` proves it (SSH in as dev, a KVM guest, the same
+# home). For `sparks verify` only: during an up, each container has its own verify step.
+check_devcontainers() {
+  local names name out failed=() passed=()
+  names=$(spark-dev list --json | python3 -c 'import json, sys; print(" ".join(c["name"] for c in json.load(sys.stdin)["containers"]))') ||
+    { echo "spark-dev list failed"; return 1; }
+  [ -n "$names" ] || { echo "no dev containers"; return 0; }
+  for name in $names; do
+    if out=$(spark-dev verify "$name" 2>&1); then passed+=("$name"); else failed+=("$out"); fi
+  done
+  if ((${#failed[@]})); then
+    printf '%s; ' "${failed[@]}"
+    echo "see spark-dev status NAME and journalctl -u spark-dev@NAME"
+    return 1
+  fi
+  echo "dev containers ${passed[*]}: SSH as dev, a KVM guest booted, home in place"
+}
+
+checks=(pool tools kvm tls units)
+[ "$verb" != check ] || checks+=(devcontainers)
 failures=0
-for check in pool tools kvm tls units; do
+for check in "${checks[@]}"; do
   if detail=$("check_$check" 2>&1); then ok=true; else ok=false failures=$((failures + 1)); fi
   if [ "$verb" = check ]; then
     python3 -c 'import json, sys; print(json.dumps({"check": sys.argv[1], "ok": sys.argv[2] == "true", "detail": sys.argv[3]}))' "$check" "$ok" "$detail"

@@ -72,6 +72,11 @@ const good = (): Record<string, unknown> => ({
     "sparks:forks": [{ name: "app-review", source: "app" }, { name: "app-review-2", source: "app-review" }],
 });
 
+const OWNER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB ada@laptop";
+/** A valid dev container on spark-1, with `change` over it. */
+const devContainer = (change: Record<string, unknown> = {}) =>
+    ({ name: "ada", host: "spark-1", address: "10.89.42.201", ownerKeys: [OWNER_KEY], ...change });
+
 /** Makes the good config a lab stack, as Pulumi.dev.yaml is: its hosts are lab machines, with no key of their own. */
 function toLab(config: Record<string, any>): void {
     config["sparks:lab"] = { hosts: ["spark-1", "spark-2"] };
@@ -182,6 +187,14 @@ describe("a good config", () => {
             pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false }, lab: false,
         });
         expect(fleet.pg).toEqual({ ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true });
+    });
+
+    test("a dev container parses with its defaults: no packages or limits, never idle-stopped, home kept", () => {
+        const config = good();
+        config["sparks:devContainers"] = [devContainer()];
+        expect(parseGood(config).devContainers).toEqual([
+            { name: "ada", host: "spark-1", address: "10.89.42.201", ownerKeys: [OWNER_KEY], packages: [], idleStopMinutes: 0, keepHome: true },
+        ]);
     });
 
     test("the pinned host key drops the comment", () => {
@@ -301,8 +314,28 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
     ["hosts not a list", (c) => { c["sparks:hosts"] = { name: "spark-1" }; },
         ['sparks:hosts: {"name":"spark-1"} is not a list',
             'sparks:postgres[0].host: "spark-1" is not a host in sparks:hosts'], "schema"],
-    ["dev containers are not deployable yet", (c) => { c["sparks:devContainers"] = [{ name: "alice", host: "spark-1" }]; },
-        ["sparks:devContainers: dev containers are not deployable yet; remove this key for now"], "parser"],
+    ["a dev container name too long for its interface", (c) => { c["sparks:devContainers"] = [devContainer({ name: "adalovelace-1" })]; },
+        ['sparks:devContainers[0].name: "adalovelace-1" is not a valid dev container name (a-z, 0-9 and inner dashes, 2-12 long, starting with a letter)'], "schema"],
+    ["a dev container address that is not IPv4", (c) => { c["sparks:devContainers"] = [devContainer({ address: "fd00::50" })]; },
+        ['sparks:devContainers[0].address: "fd00::50" is not an IPv4 address'], "schema"],
+    ["a dev container on a host's address", (c) => { c["sparks:devContainers"] = [devContainer({ address: "10.89.42.12" })]; },
+        ['sparks:devContainers[0].address: "10.89.42.12" is already used by sparks:hosts[1].address'], "parser"],
+    ["two dev containers on one address", (c) => { c["sparks:devContainers"] = [devContainer(), devContainer({ name: "bob" })]; },
+        ['sparks:devContainers[1].address: "10.89.42.201" is already used by sparks:devContainers[0].address'], "parser"],
+    ["a dev container with no owner keys", (c) => { c["sparks:devContainers"] = [devContainer({ ownerKeys: [] })]; },
+        ["sparks:devContainers[0].ownerKeys: [] needs at least one key"], "schema"],
+    ["a dev container owner key that is not a key", (c) => { c["sparks:devContainers"] = [devContainer({ ownerKeys: ["ssh-ed25519 AAAAC3Nz ada"] })]; },
+        ['sparks:devContainers[0].ownerKeys[0]: "ssh-ed25519 AAAAC3Nz ada" is not an SSH public key (its key data is not a well-formed key of its type)'], "parser"],
+    ["a dev container package that is no package name", (c) => { c["sparks:devContainers"] = [devContainer({ packages: ["gcc; rm -rf /"] })]; },
+        ['sparks:devContainers[0].packages[0]: "gcc; rm -rf /" is not a Debian package name'], "schema"],
+    ["dev container limits out of range", (c) => { c["sparks:devContainers"] = [devContainer({ cpus: 0, memoryMb: 16, idleStopMinutes: -1 })]; },
+        ["sparks:devContainers[0].cpus: 0 is not a number of CPUs (1-256)",
+            "sparks:devContainers[0].memoryMb: 16 is not a memory size in MB (64-4194304)",
+            "sparks:devContainers[0].idleStopMinutes: -1 is not a number of minutes (0-10080)"], "schema"],
+    ["a dev container on an unknown host", (c) => { c["sparks:devContainers"] = [devContainer({ host: "spark-9" })]; },
+        ['sparks:devContainers[0].host: "spark-9" is not a host in sparks:hosts'], "parser"],
+    ["a dev container on a lab host at an address the lab uses", (c) => { toLab(c); c["sparks:devContainers"] = [devContainer({ address: "10.89.42.50" })]; },
+        ['sparks:devContainers[0].address: "10.89.42.50" is not free on the lab network: a container on a lab host needs an address from 10.89.42.111 to 10.89.42.254'], "parser"],
     // Never echo secrets or key material: errors end up in logs and CI output.
     ["a private key pasted as a host key is not shown", (c) => { c["sparks:hosts"][1].hostKey = PRIVATE_KEY; },
         ['sparks:hosts[1].hostKey: (value not shown: it looks like a private key) is not an SSH public host key ("ssh-ed25519 AAAA...")'], "schema"],

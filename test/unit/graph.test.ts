@@ -31,9 +31,9 @@ async function runProgram(config: Record<string, unknown>, preview = false) {
                 state.stdout = JSON.stringify([{ name: args.name.replace(/-machine$/, ""), hostKey: KEY_A, privateKeyFile: LAB_KEY_FILE }]);
             }
             if (args.type === "command:remote:Command") {
-                state.stdout = args.name.endsWith("-verify")
-                    ? JSON.stringify({ pool: "/srv/sparks", tools: "h", sparkPg: "0.1.0", kvmApiVersion: 12 })
-                    : JSON.stringify({ port: 5432 + made.length });
+                state.stdout = args.name.endsWith("-dev-image") ? JSON.stringify({ image: "bookworm-0123456789abcdef" })
+                    : args.name.endsWith("-verify") ? JSON.stringify({ pool: "/srv/sparks", tools: "h", sparkPg: "0.1.0", kvmApiVersion: 12 })
+                        : JSON.stringify({ port: 5432 + made.length });
             }
             return { id: `${args.name}-id`, state };
         },
@@ -200,5 +200,49 @@ describe("dev and prod", () => {
         expect(labHosts).toBeGreaterThan(0);
         expect(dev).toEqual({ ...prod, "sparks:index:LabHost": labHosts, "command:local:Command": labHosts });
         expect(stackConfig("prod")["sparks:lab"]).toBeUndefined();
+    });
+});
+
+describe("dev containers", () => {
+    const OWNER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC ada@laptop";
+    const withContainers = {
+        ...fleet,
+        "sparks:devContainers": [
+            { name: "ada", host: "spark-1", address: "10.0.0.50", ownerKeys: [OWNER_KEY], packages: ["jq", "gcc"], cpus: 2, memoryMb: 4096, idleStopMinutes: 30 },
+            { name: "bob", host: "spark-1", address: "10.0.0.51", ownerKeys: [OWNER_KEY], keepHome: false },
+        ],
+    };
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    beforeAll(async () => { run = await runProgram(withContainers); });
+    const named = (name: string) => run.made.find((r) => r.name === name)!;
+
+    test("only a host with containers gets a base image, made after its verify and pruned on delete", () => {
+        expect(run.made.filter((r) => r.name.endsWith("-dev-image")).map((r) => r.name)).toEqual(["spark-1-dev-image"]);
+        expect(named("spark-1-dev-image").inputs.create).toMatch(/^spark-dev image --json # tools [0-9a-f]+$/);
+        expect(named("spark-1-dev-image").inputs.delete).toBe("spark-dev image --prune --json");
+    });
+
+    test("each container is created from the host's image with its settings, its keys on stdin, and verified", () => {
+        expect(named("ada-dev").inputs.create).toBe(
+            "'spark-dev' 'create' 'ada' '--address' '10.0.0.50' '--owner' 'sparks/unit/ada' '--image' 'bookworm-0123456789abcdef' " +
+            "'--keys-stdin' '--packages' 'jq gcc' '--cpus' '2' '--memory-mb' '4096' '--idle-minutes' '30' '--json'");
+        expect(named("ada-dev").inputs.stdin).toBe(`${OWNER_KEY}\n`);
+        expect(named("ada-dev").inputs.create).not.toContain("AAAA");
+        expect(named("ada-dev-verify").inputs.create).toMatch(/^'spark-dev' 'verify' 'ada' '--json' # [0-9a-f]{16}$/);
+    });
+
+    test("removing a container keeps its home unless keepHome is false", () => {
+        expect(named("ada-dev").inputs.delete).toBe("'spark-dev' 'destroy' 'ada' '--keep-home'");
+        expect(named("bob-dev").inputs.delete).toBe("'spark-dev' 'destroy' 'bob'");
+    });
+
+    test("no limits and no packages are passed as such, never as empty numbers", () => {
+        expect(named("bob-dev").inputs.create).toContain("'--packages' '' '--idle-minutes' '0' '--json'");
+        expect(named("bob-dev").inputs.create).not.toMatch(/--cpus|--memory-mb/);
+    });
+
+    test("the stack exports each container's status", async () => {
+        const containers = await new Promise<any>((r) => pulumi.output(run.exports.devContainers).apply(r));
+        expect(Object.keys(containers)).toEqual(["ada", "bob"]);
     });
 });

@@ -1,0 +1,244 @@
+// Dev containers through the one pathway: `pulumi up --stack dev` on the lab hosts makes two
+// containers on spark-1 from the host's base image; each is reached by SSH as its owner (two
+// sessions at once, SFTP, a terminal that follows the window), boots a KVM guest as dev, keeps its
+// home across stop/start and a re-creation from a new base image, and changes packages and limits
+// in place; idle stop stops one; a host without usable KVM fails its container's verify by name;
+// removing them leaves no process, unit or subvolume but the home that was to be kept.
+import * as fs from "fs";
+import * as path from "path";
+import { CheckoutCopy } from "./checkout";
+import { mustSucceed, run, RunResult } from "./stack";
+
+jest.setTimeout(30 * 60 * 1000);
+
+const ADA = { name: "ada", host: "spark-1", address: "10.89.42.201" };
+const BOB = { name: "bob", host: "spark-1", address: "10.89.42.202" };
+/** Prints the terminal size whenever it changes, inside tmux: the pty test reads it. */
+const SIZE_LOOP = "tmux new-session 'while :; do stty size; sleep 0.2; done'";
+
+describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
+    let checkout: CheckoutCopy;
+    let ownerKey: string;
+    let knownHosts: string;
+
+    /** ssh as dev into a container, with the owner's key and the container's pinned host key. */
+    const sshArgs = (address: string, ...command: string[]) => [
+        "-i", ownerKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "ConnectTimeout=10", `dev@${address}`, ...command,
+    ];
+    const asDev = (address: string, command: string, input?: string): Promise<RunResult> =>
+        run("ssh", sshArgs(address, command), { input, timeoutMs: 120_000 });
+    const devOk = async (address: string, command: string, input?: string) =>
+        mustSucceed(`as dev at ${address}: ${command}`, await asDev(address, command, input)).stdout;
+    const onSpark1 = (command: string) => checkout.onHost("spark-1", command);
+    const sparkDev = async (args: string) => JSON.parse(await onSpark1(`spark-dev ${args} --json`));
+    /** The containers' host keys, as spark-1 holds them, pinned for ssh. */
+    const pinContainerKeys = async () => {
+        const lines: string[] = [];
+        for (const c of [ADA, BOB]) {
+            const key = await onSpark1(`cat /srv/sparks/dev/${c.name}/hostkeys/ssh_host_ed25519_key.pub`);
+            lines.push(`${c.address} ${key.trim().split(" ").slice(0, 2).join(" ")}`);
+        }
+        fs.writeFileSync(knownHosts, `${lines.join("\n")}\n`);
+    };
+    const setContainers = (containers: Record<string, unknown>[]) =>
+        checkout.editConfig((config) => { config["sparks:devContainers"] = containers; });
+    const container = (spec: typeof ADA, more: Record<string, unknown> = {}) =>
+        ({ ...spec, ownerKeys: [fs.readFileSync(`${ownerKey}.pub`, "utf8").trim()], ...more });
+
+    beforeAll(async () => {
+        checkout = new CheckoutCopy();
+        ownerKey = path.join(checkout.dir, ".owner_key");
+        knownHosts = path.join(checkout.dir, ".known_hosts.containers");
+        mustSucceed("ssh-keygen", await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "ada@laptop", "-f", ownerKey]));
+        mustSucceed("set-up", await checkout.file("scripts/setup"));
+        mustSucceed("stack init", await checkout.pulumi("stack", "select", "--create"));
+    });
+
+    afterAll(async () => {
+        await checkout.remove();
+    });
+
+    test("up makes two containers on spark-1 from one base image, and verify proves each", async () => {
+        setContainers([container(ADA, { packages: ["jq"] }), container(BOB, { keepHome: false, idleStopMinutes: 1 })]);
+        const up = await checkout.up();
+        mustSucceed("up", up);
+        const outputs = JSON.parse(mustSucceed("outputs", await checkout.pulumi("stack", "output", "--json", "devContainers")).stdout);
+        expect(Object.keys(outputs).sort()).toEqual(["ada", "bob"]);
+        expect(outputs.ada).toMatchObject({ state: "running", address: ADA.address, packages: ["jq"] });
+        expect(outputs.ada.verified.kvm).toMatch(/^kvm guest: sparks kvm guest ok [0-9a-f]{8} /);
+        expect(outputs.ada.image).toBe(outputs.bob.image);
+        const verify = await checkout.verifyGreen();
+        expect(verify).toMatch(/^devcontainers +spark-1 +ok .*dev containers ada bob: SSH as dev, a KVM guest booted, home in place/m);
+        await pinContainerKeys();
+    });
+
+    test("each is reached by SSH as dev: two sessions at once, and SFTP", async () => {
+        for (const c of [ADA, BOB]) {
+            // The first session stays open while the second runs.
+            const first = run("ssh", sshArgs(c.address, "echo open; sleep 5; echo closed"), { timeoutMs: 60_000 });
+            await new Promise((r) => setTimeout(r, 1500));
+            expect((await devOk(c.address, "id -un; hostname; ls -ld /dev/kvm")).split("\n").slice(0, 2)).toEqual(["dev", c.name]);
+            expect(mustSucceed("first session", await first).stdout).toBe("open\nclosed\n");
+            const local = path.join(checkout.dir, `.sftp-${c.name}`);
+            fs.writeFileSync(local, `sent to ${c.name}\n`);
+            const batch = `put ${local} sent.txt\nget sent.txt ${local}.back\n`;
+            mustSucceed("sftp", await run("sftp", ["-b", "-", ...sshArgs(c.address).filter((a) => a !== `dev@${c.address}`), `dev@${c.address}`], { input: batch }));
+            expect(fs.readFileSync(`${local}.back`, "utf8")).toBe(`sent to ${c.name}\n`);
+            expect(await devOk(c.address, "cat sent.txt")).toBe(`sent to ${c.name}\n`);
+        }
+    });
+
+    test("a service on 8080 inside is reached at the container's address", async () => {
+        // As dev, a web server of the container's own, left running after the session ends.
+        const pid = (await devOk(ADA.address, "mkdir -p site && echo 'hello from ada' > site/index.html && " +
+            "{ setsid nohup python3 -m http.server 8080 --directory site >/dev/null 2>&1 < /dev/null & echo $!; }")).trim();
+        expect(pid).toMatch(/^\d+$/);
+        let body = "";
+        for (const deadline = Date.now() + 20_000; !body.includes("hello");) {
+            body = (await run("curl", ["-fsS", "--max-time", "2", `http://${ADA.address}:8080/`])).stdout;
+            if (Date.now() > deadline) throw new Error(`no answer on ${ADA.address}:8080`);
+            if (!body.includes("hello")) await new Promise((r) => setTimeout(r, 300));
+        }
+        expect(body).toBe("hello from ada\n");
+        // bob's address does not answer for ada's service.
+        expect((await run("curl", ["-fsS", "--max-time", "2", `http://${BOB.address}:8080/`])).code).not.toBe(0);
+        await devOk(ADA.address, `kill ${pid}`);
+    });
+
+    test("a KVM guest boots as dev, inside the container", async () => {
+        const probe = fs.readFileSync(path.join(checkout.dir, "host", "libexec", "spark-dev-kvm-probe"), "utf8");
+        for (const c of [ADA, BOB]) {
+            expect(await devOk(c.address, "python3 -", probe)).toMatch(/^kvm guest: sparks kvm guest ok [0-9a-f]{8} \(\d+ exits/);
+        }
+        // The device is the container's own node: root:kvm 0660 inside, where dev is in kvm.
+        expect(await devOk(ADA.address, "stat -c '%A %U %G' /dev/kvm; id -Gn")).toMatch(/^crw-rw---- root kvm\n.*\bkvm\b/);
+    });
+
+    test("ssh -t NAME tmux shows the terminal's size and follows a resize", async () => {
+        // A pty of 40x120 around ssh -t, then resized to 50x150: tmux inside must show both (less
+        // the line of its status bar).
+        const script = `
+import os, pty, sys, time, fcntl, termios, struct, select
+def size(fd, rows, cols): fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "xterm-256color"
+    os.execvp("ssh", ["ssh", "-t"] + sys.argv[1:])
+size(fd, 40, 120)
+seen, want, deadline = b"", [b"39 120", b"49 150"], time.time() + 60
+while want and time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.5)
+    if r:
+        try: seen += os.read(fd, 65536)
+        except OSError: break
+    if want[0] in seen.replace(b"\\x1b", b" "):
+        print("saw", want.pop(0).decode(), flush=True)
+        if want: size(fd, 50, 150); os.kill(pid, 28)
+os.kill(pid, 9)
+sys.exit(0 if not want else 1)
+`;
+        const result = await run("python3", ["-c", script, ...sshArgs(ADA.address, SIZE_LOOP)], { timeoutMs: 90_000 });
+        expect(result.stdout).toBe("saw 39 120\nsaw 49 150\n");
+    });
+
+    test("stop and start keep the home", async () => {
+        await devOk(ADA.address, "echo kept-across-stop > notes.txt");
+        const bootBefore = await devOk(ADA.address, "cat /proc/1/stat | cut -d' ' -f22");
+        expect(await sparkDev("stop ada")).toMatchObject({ state: "stopped" });
+        expect((await asDev(ADA.address, "true")).code).not.toBe(0);
+        const started = await sparkDev("start ada");
+        expect(started).toMatchObject({ state: "running" });
+        expect(await devOk(ADA.address, "cat notes.txt")).toBe("kept-across-stop\n");
+        expect(await devOk(ADA.address, "cat /proc/1/stat | cut -d' ' -f22")).not.toBe(bootBefore);
+        await checkout.verifyGreen();
+    });
+
+    test("a host that restarts starts its containers again", async () => {
+        await devOk(ADA.address, "echo kept-across-reboot >> notes.txt");
+        // The host powers off; the next up boots it (it is a lab machine the stack made).
+        await checkout.onHostResult("spark-1", "systemctl poweroff --no-block");
+        for (const deadline = Date.now() + 60_000; ;) {
+            if ((await checkout.labHosts()).find((h) => h.name === "spark-1")?.state === "stopped") break;
+            if (Date.now() > deadline) throw new Error("spark-1 did not stop within 60 s of poweroff");
+            await new Promise((r) => setTimeout(r, 200));
+        }
+        mustSucceed("up", await checkout.up());
+        for (const c of [ADA, BOB]) expect(await devOk(c.address, "systemctl is-system-running --wait || true")).toMatch(/^(running|degraded)\n$/);
+        expect(await devOk(ADA.address, "cat notes.txt")).toBe("kept-across-stop\nkept-across-reboot\n");
+        await checkout.verifyGreen();
+    });
+
+    test("packages and limits change in place: no new root, no restart", async () => {
+        const init = await devOk(ADA.address, "cat /proc/1/stat | cut -d' ' -f22");
+        setContainers([container(ADA, { packages: ["tree"], cpus: 1, memoryMb: 768 }), container(BOB, { keepHome: false, idleStopMinutes: 1 })]);
+        const steps = mustSucceed("preview", await checkout.pulumi("preview", "--json"));
+        const changed = JSON.parse(steps.stdout).steps.filter((s: { op: string }) => s.op !== "same").map((s: { op: string; urn: string }) => `${s.op} ${s.urn.split("::").pop()}`).sort();
+        expect(changed).toEqual(["update ada-dev", "update ada-dev-verify"]);
+        mustSucceed("up", await checkout.up());
+        expect(await devOk(ADA.address, "cat /proc/1/stat | cut -d' ' -f22")).toBe(init);
+        expect(await devOk(ADA.address, "tree --version >/dev/null && echo tree; command -v jq || echo no-jq")).toBe("tree\nno-jq\n");
+        expect(await onSpark1("systemctl show -P MemoryMax spark-dev@ada; systemctl show -P CPUQuotaPerSecUSec spark-dev@ada"))
+            .toBe(`${768 * 1024 * 1024}\n1s\n`);
+        // In force where the host's cgroups have the memory controller (a lab host's have none:
+        // the machine keeps its controllers in cgroup v1); configured above either way.
+        const enforced = await onSpark1("grep -qw memory /sys/fs/cgroup/machine.slice/cgroup.controllers && cat '/sys/fs/cgroup/machine.slice/spark-dev@ada.service/memory.max' || echo not-enforced-here");
+        expect([`${768 * 1024 * 1024}\n`, "not-enforced-here\n"]).toContain(enforced);
+    });
+
+    test("a new base image re-creates the containers' roots and keeps their homes", async () => {
+        const imageBefore = (await sparkDev("status ada")).image;
+        await devOk(ADA.address, "echo kept-across-recreation >> notes.txt");
+        // A changed recipe is a new image: the next up builds it and moves the containers to it.
+        fs.appendFileSync(path.join(checkout.dir, "host", "share", "spark-dev", "image-recipe"), "# a new image for the test\n");
+        mustSucceed("up", await checkout.up());
+        const status = await sparkDev("status ada");
+        expect(status.image).not.toBe(imageBefore);
+        expect(status.packages).toEqual(["tree"]);
+        await pinContainerKeys();
+        expect(await devOk(ADA.address, "cat notes.txt; tree --version >/dev/null && echo tree")).toBe("kept-across-stop\nkept-across-reboot\nkept-across-recreation\ntree\n");
+        const images = await onSpark1("ls /srv/sparks/dev/images");
+        expect(images.trim().split("\n")).toEqual([status.image]);
+    });
+
+    test("idle stop: a container with no SSH session is stopped after its idle minutes", async () => {
+        // bob has an idle stop of 1 minute and has had no session since the tests above.
+        for (const deadline = Date.now() + 200_000; ;) {
+            if ((await sparkDev("status bob")).state === "stopped") break;
+            if (Date.now() > deadline) throw new Error("bob was not stopped within 200 s of idling");
+            await new Promise((r) => setTimeout(r, 5000));
+        }
+        expect((await sparkDev("status ada")).state).toBe("running");
+        expect((await sparkDev("start bob")).state).toBe("running");
+    });
+
+    test("a host without usable /dev/kvm fails its container's verify, naming the container and the cause", async () => {
+        // The host's /dev/kvm is the lab's bind mount of the machine's: unmounted, there is none.
+        // (ada and bob keep theirs: each has its own node.)
+        mustSucceed("no kvm", await checkout.onHostResult("spark-1", "umount /dev/kvm && test ! -c /dev/kvm"));
+        setContainers([container(ADA, { packages: ["tree"], cpus: 1, memoryMb: 768 }), container(BOB, { keepHome: false, idleStopMinutes: 1 }),
+            container({ name: "cy", host: "spark-1", address: "10.89.42.203" }, { keepHome: false })]);
+        const up = await checkout.up();
+        expect(up.code).not.toBe(0);
+        expect(up.stdout + up.stderr).toMatch(/spark-dev verify: no KVM guest runs in 'cy' as dev: spark-dev kvm-probe: \/dev\/kvm is missing: this host has no usable KVM/);
+        expect(await devOk(ADA.address, "python3 -", fs.readFileSync(path.join(checkout.dir, "host", "libexec", "spark-dev-kvm-probe"), "utf8")))
+            .toMatch(/^kvm guest: sparks kvm guest ok/);
+    });
+
+    test("removed from config: nothing left running, no units, no subvolumes, but the home kept", async () => {
+        setContainers([]);
+        mustSucceed("up", await checkout.up());
+        const left = await onSpark1([
+            "systemctl list-units --all --plain --no-legend 'spark-dev@*' | awk '{print $1}'",
+            // The template unit stays with the tools; no container's drop-in or enablement does.
+            "ls /etc/systemd/system /etc/systemd/system/multi-user.target.wants | grep '^spark-dev@[a-z]' || true",
+            "ps -eo comm | grep -x systemd-nspawn || true",
+            "btrfs subvolume list /srv/sparks | awk '{print $NF}' | grep '^dev/' || true",
+        ].join("; echo --; "));
+        const [units, unitFiles, nspawns, subvolumes] = left.split("--\n").map((part) => part.trim());
+        expect({ units, unitFiles, nspawns }).toEqual({ units: "", unitFiles: "", nspawns: "" });
+        // ada's home is kept (keepHome defaults to true), bob's and cy's are not; no image stays.
+        expect(subvolumes).toBe("dev/ada/home");
+        expect(await onSpark1("cat /srv/sparks/dev/ada/home/notes.txt")).toBe("kept-across-stop\nkept-across-reboot\nkept-across-recreation\n");
+    });
+});
