@@ -45,25 +45,21 @@ check_name() {
 #   SPARK_DEV_ROOT  directory on the btrfs pool holding images and containers
 
 load_config() {
-  local conf=${SPARK_DEV_CONF:-$SYSTEM_CONF} line key value n=0
-  [ -r "$conf" ] || die "cannot read config $conf"
+  local conf=${SPARK_DEV_CONF:-$SYSTEM_CONF}
   ROOT=''
-  while IFS= read -r line || [ -n "$line" ]; do
-    n=$((n + 1))
-    [[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
-    [[ $line =~ ^([A-Z_]+)=(.*)$ ]] || die "$conf:$n: not a KEY=value line"
-    key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
-    case $key in
-      SPARK_DEV_ROOT)
-        [[ $value =~ ^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$ && ! $value =~ (^|/)\.\.?(/|$) ]] ||
-          die "$conf:$n: SPARK_DEV_ROOT must be a plain absolute path"
-        ROOT=$value ;;
-      *) die "$conf:$n: unknown key $key" ;;
-    esac
-  done <"$conf"
+  read_conf "$conf" dev_conf_key
   [ -n "$ROOT" ] || die "$conf: SPARK_DEV_ROOT is not set"
   IMAGES=$ROOT/images
+}
+
+# One KEY=value of the config, at WHERE (FILE:LINE).
+dev_conf_key() {
+  case $1 in
+    SPARK_DEV_ROOT)
+      plain_path "$2" "$1" "$3"
+      ROOT=$2 ;;
+    *) die "$3: unknown key $1" ;;
+  esac
 }
 
 # The pool must be mounted and btrfs; ROOT (root's, 0700) is made on first use, and refused if

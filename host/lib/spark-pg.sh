@@ -49,44 +49,38 @@ check_owner() {
 #   SPARK_PG_MIN_FREE_MB  free space the pool must keep for new instances and forks (default 512)
 
 load_config() {
-  local conf=${SPARK_PG_CONF:-$SYSTEM_CONF} line key value n=0
-  [ -r "$conf" ] || die "cannot read config $conf"
+  local conf=${SPARK_PG_CONF:-$SYSTEM_CONF} a
   ROOT='' PORT_MIN='' PORT_MAX='' LISTEN=() ALLOW=() MIN_FREE_MB=512
-  while IFS= read -r line || [ -n "$line" ]; do
-    n=$((n + 1))
-    [[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
-    [[ $line =~ ^([A-Z_]+)=(.*)$ ]] || die "$conf:$n: not a KEY=value line"
-    key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
-    case $key in
-      SPARK_PG_ROOT)
-        [[ $value =~ ^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$ && ! $value =~ (^|/)\.\.?(/|$) ]] ||
-          die "$conf:$n: SPARK_PG_ROOT must be a plain absolute path"
-        ROOT=$value ;;
-      SPARK_PG_PORTS)
-        [[ $value =~ ^([0-9]{4,5})-([0-9]{4,5})$ ]] || die "$conf:$n: SPARK_PG_PORTS must be LOW-HIGH"
-        PORT_MIN=$((10#${BASH_REMATCH[1]})) PORT_MAX=$((10#${BASH_REMATCH[2]}))
-        ((1024 <= PORT_MIN && PORT_MIN <= PORT_MAX && PORT_MAX <= 65535)) ||
-          die "$conf:$n: SPARK_PG_PORTS must lie within 1024-65535, low first" ;;
-      SPARK_PG_LISTEN)
-        read -r -a LISTEN <<<"${value,,}"
-        local a
-        for a in "${LISTEN[@]}"; do valid_address "$a" || die "$conf:$n: bad listen address '$(printable "$a")'"; done ;;
-      SPARK_PG_ALLOW)
-        read -r -a ALLOW <<<"$value"
-        local c
-        for c in "${ALLOW[@]}"; do valid_cidr "$c" || die "$conf:$n: bad CIDR '$(printable "$c")'"; done ;;
-      SPARK_PG_MIN_FREE_MB)
-        [[ $value =~ ^[0-9]{1,7}$ ]] || die "$conf:$n: SPARK_PG_MIN_FREE_MB must be a number"
-        MIN_FREE_MB=$((10#$value)) ;;
-      *) die "$conf:$n: unknown key $key" ;;
-    esac
-  done <"$conf"
+  read_conf "$conf" pg_conf_key
   [ -n "$ROOT" ] || die "$conf: SPARK_PG_ROOT is not set"
   [ -n "$PORT_MIN" ] || die "$conf: SPARK_PG_PORTS is not set"
-  local a
   for a in "${LISTEN[@]}"; do [ "$a" = 127.0.0.1 ] && return 0; done
   LISTEN=(127.0.0.1 "${LISTEN[@]}")
+}
+
+# One KEY=value of the config, at WHERE (FILE:LINE).
+pg_conf_key() {
+  local key=$1 value=$2 where=$3 a c
+  case $key in
+    SPARK_PG_ROOT)
+      plain_path "$value" "$key" "$where"
+      ROOT=$value ;;
+    SPARK_PG_PORTS)
+      [[ $value =~ ^([0-9]{4,5})-([0-9]{4,5})$ ]] || die "$where: SPARK_PG_PORTS must be LOW-HIGH"
+      PORT_MIN=$((10#${BASH_REMATCH[1]})) PORT_MAX=$((10#${BASH_REMATCH[2]}))
+      ((1024 <= PORT_MIN && PORT_MIN <= PORT_MAX && PORT_MAX <= 65535)) ||
+        die "$where: SPARK_PG_PORTS must lie within 1024-65535, low first" ;;
+    SPARK_PG_LISTEN)
+      read -r -a LISTEN <<<"${value,,}"
+      for a in "${LISTEN[@]}"; do valid_address "$a" || die "$where: bad listen address '$(printable "$a")'"; done ;;
+    SPARK_PG_ALLOW)
+      read -r -a ALLOW <<<"$value"
+      for c in "${ALLOW[@]}"; do valid_cidr "$c" || die "$where: bad CIDR '$(printable "$c")'"; done ;;
+    SPARK_PG_MIN_FREE_MB)
+      [[ $value =~ ^[0-9]{1,7}$ ]] || die "$where: SPARK_PG_MIN_FREE_MB must be a number"
+      MIN_FREE_MB=$((10#$value)) ;;
+    *) die "$where: unknown key $key" ;;
+  esac
 }
 
 # The host a client on the network uses: the first non-loopback listen address (or name).

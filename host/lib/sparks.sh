@@ -39,6 +39,27 @@ now_ms() {
 # When the verb began: ready_ms counts from here.
 STARTED_MS=$(now_ms)
 
+# read_conf FILE HANDLER: FILE's KEY=value lines, read as data, never sourced: blank lines and
+# comments skipped, one pair of quotes around a value dropped. HANDLER KEY VALUE WHERE runs for
+# each, in this shell (WHERE is FILE:LINE, for its messages).
+read_conf() {
+  local conf=$1 handler=$2 line key value n=0
+  [ -r "$conf" ] || die "cannot read config $conf"
+  while IFS= read -r line || [ -n "$line" ]; do
+    n=$((n + 1))
+    [[ $line =~ ^[[:space:]]*(#.*)?$ ]] && continue
+    [[ $line =~ ^([A-Z_]+)=(.*)$ ]] || die "$conf:$n: not a KEY=value line"
+    key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
+    "$handler" "$key" "$value" "$conf:$n"
+  done <"$conf"
+}
+
+# plain_path VALUE KEY WHERE: VALUE is an absolute path without . or .. parts or a trailing /.
+plain_path() {
+  [[ $1 =~ ^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$ && ! $1 =~ (^|/)\.\.?(/|$) ]] || die "$3: $2 must be a plain absolute path"
+}
+
 # Untrusted text made safe to echo in an error line.
 printable() {
   local s=${1:0:64}

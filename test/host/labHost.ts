@@ -76,6 +76,14 @@ export async function sparkPgHost(pgConf: Record<string, string>, extraPackages:
     }
 }
 
+/** The one line a refused command printed on stderr: it must have failed, and said just that. */
+export function refusal(result: RunResult): string {
+    expect(result.code).not.toBe(0);
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    return lines[0];
+}
+
 /** Connects to a libpq URI with a password; the caller ends the client. */
 export async function connect(uri: string, password: string): Promise<Client> {
     // The URI as spark-pg prints it (no password), the password given apart, as a client would;

@@ -2,7 +2,7 @@
 // changes; a container's own root (dev has sudo inside) planting symlinks in its home and making
 // subvolumes in its root; a create killed at every step; a first create that fails leaving
 // nothing, and a kept home surviving that; verify failing by name when KVM or the home is wrong.
-import { SparkPgHost, sparkPgHost } from "./labHost";
+import { refusal, SparkPgHost, sparkPgHost } from "./labHost";
 
 jest.setTimeout(30 * 60 * 1000);
 
@@ -15,11 +15,7 @@ describe("spark-dev on a lab host", () => {
 
     /** spark-dev ARGS expected to fail: returns its one stderr line. */
     async function refused(args: string, input?: string): Promise<string> {
-        const result = await host.sh(`spark-dev ${args}`, input);
-        expect(result.code).not.toBe(0);
-        const lines = result.stderr.trim().split("\n");
-        expect(lines).toHaveLength(1);
-        return lines[0];
+        return refusal(await host.sh(`spark-dev ${args}`, input));
     }
     const dev = async (args: string, input?: string) => JSON.parse(await host.ok(`spark-dev ${args} --json`, input));
     /** What exists of container NAME on the host: its directory's entries, unit state, veth. */

@@ -2,7 +2,7 @@
 // locks, a verb killed at every step, repeated creates by the same requester, a postmaster that
 // dies, passwords watched for, clients that insist on TLS, and host names as listen addresses.
 // Attacks run as the unprivileged users a host has (postgres, nobody), never as root.
-import { PG_BIN, PG_ROOT, query, SparkPgHost, sparkPgHost } from "./labHost";
+import { PG_BIN, PG_ROOT, query, refusal, SparkPgHost, sparkPgHost } from "./labHost";
 
 jest.setTimeout(30 * 60 * 1000);
 
@@ -16,11 +16,7 @@ describe("spark-pg hardening on a lab host", () => {
 
     /** spark-pg VERB ARGS expected to fail: returns its one stderr line. */
     async function refused(args: string, input?: string): Promise<string> {
-        const result = await host.sh(`spark-pg ${args}`, input);
-        expect(result.code).not.toBe(0);
-        const lines = result.stderr.trim().split("\n");
-        expect(lines).toHaveLength(1);
-        return lines[0];
+        return refusal(await host.sh(`spark-pg ${args}`, input));
     }
 
     /** psql on the host itself, as a network client would (TCP, the given sslmode). */
