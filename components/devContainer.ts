@@ -60,13 +60,16 @@ export class DevContainer extends pulumi.ComponentResource {
             // A new host key means a new machine, which holds none of them.
             triggers: [host.hostKey],
         }, { parent: this, dependsOn: [host.ready], deleteBeforeReplace: true });
-        // Its verify step: SSH in as dev from the host, a KVM guest booted as dev, the same home.
-        // It runs again whenever the container changes (the hash of what create was asked).
+        // Its verify step: SSH in as dev from the host, a KVM guest booted as dev, the same home;
+        // when the container is new (no one uses it yet), also that the home outlives a stop and
+        // start. It runs again, without the restart, whenever the container changes (the hash of
+        // what create was asked).
         const asked = host.devImage.apply((image) =>
             crypto.createHash("sha256").update(JSON.stringify([createCommand(spec, image), spec.ownerKeys])).digest("hex").slice(0, 16));
         this.verified = new command.remote.Command(`${name}-dev-verify`, {
             connection: host.connection,
-            create: pulumi.interpolate`${["spark-dev", "verify", spec.name, "--json"].map(shellQuote).join(" ")} # ${asked}`,
+            create: pulumi.interpolate`${["spark-dev", "verify", spec.name, "--restart", "--json"].map(shellQuote).join(" ")} # ${asked}`,
+            update: pulumi.interpolate`${["spark-dev", "verify", spec.name, "--json"].map(shellQuote).join(" ")} # ${asked}`,
             ...QUIET_REMOTE,
             triggers: [host.hostKey],
         }, { parent: this, dependsOn: [this.created] });

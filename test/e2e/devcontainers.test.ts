@@ -76,6 +76,8 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
         expect(Object.keys(outputs).sort()).toEqual(["ada", "bob"]);
         expect(outputs.ada).toMatchObject({ state: "running", address: ADA.address, packages: ["jq"] });
         expect(outputs.ada.verified.kvm).toMatch(/^kvm guest: sparks kvm guest ok [0-9a-f]{8} /);
+        // New, so its verify step also stopped and started it, and found its home as it was.
+        expect(outputs.ada.verified.restarted).toBe(true);
         expect(outputs.ada.image).toBe(outputs.bob.image);
         const verify = await checkout.verifyGreen();
         expect(verify).toMatch(/^devcontainers +spark-1 +ok .*dev containers ada bob: SSH as dev, a KVM guest booted, home in place/m);

@@ -228,7 +228,8 @@ describe("dev containers", () => {
             "'--keys-stdin' '--packages' 'jq gcc' '--cpus' '2' '--memory-mb' '4096' '--idle-minutes' '30' '--json'");
         expect(named("ada-dev").inputs.stdin).toBe(`${OWNER_KEY}\n`);
         expect(named("ada-dev").inputs.create).not.toContain("AAAA");
-        expect(named("ada-dev-verify").inputs.create).toMatch(/^'spark-dev' 'verify' 'ada' '--json' # [0-9a-f]{16}$/);
+        expect(named("ada-dev-verify").inputs.create).toMatch(/^'spark-dev' 'verify' 'ada' '--restart' '--json' # [0-9a-f]{16}$/);
+        expect(named("ada-dev-verify").inputs.update).toMatch(/^'spark-dev' 'verify' 'ada' '--json' # [0-9a-f]{16}$/);
     });
 
     test("removing a container keeps its home unless keepHome is false", () => {
