@@ -414,12 +414,22 @@ ensure_home() {
   chmod 0750 "$home"
 }
 
-# The host's key for `spark-dev verify` (root-only, made once).
+# The host's key for `spark-dev verify` (root-only), made once: under a lock, since creates run
+# side by side and each authorizes the key it finds.
 VERIFY_KEY_NAME=verify_key
 ensure_verify_key() {
+  local fd
   VERIFY_KEY=$ROOT/$VERIFY_KEY_NAME
-  [ -s "$VERIFY_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C "spark-dev-verify@$(hostname)" -f "$VERIFY_KEY" <<<y >/dev/null
-  chmod 0600 "$VERIFY_KEY"
+  [ -s "$VERIFY_KEY" ] && [ -s "$VERIFY_KEY.pub" ] && return 0
+  ensure_run_dir
+  exec {fd}>>"$RUN_DIR/verify-key.lock"
+  flock -w "$LOCK_TIMEOUT" "$fd" || die "timed out waiting for $RUN_DIR/verify-key.lock"
+  if [ ! -s "$VERIFY_KEY" ] || [ ! -s "$VERIFY_KEY.pub" ]; then
+    rm -f "$VERIFY_KEY" "$VERIFY_KEY.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "spark-dev-verify@$(hostname)" -f "$VERIFY_KEY" </dev/null >/dev/null ||
+      die "cannot make the verify key $VERIFY_KEY"
+  fi
+  exec {fd}>&-
 }
 
 # The container's SSH host keys, made once and kept across re-creations (its users' known_hosts
