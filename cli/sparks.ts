@@ -53,7 +53,7 @@ function verifyReport(results: CheckResult[]): string {
 export function program(): Command {
     const sparks = new Command("sparks").description("Verify and inspect a deployed Sparks stack (deploy with pulumi up)");
     sparks.command("verify")
-        .description("re-run every check live: hosts (pool, tools, KVM, TLS, units), orphans, and every database (own password, TLS, lineage, divergence)")
+        .description("re-run every check live: hosts (pool, tools, KVM, TLS, units, dev containers), orphans, and every database (own password, TLS, lineage, divergence)")
         .requiredOption("-s, --stack <stack>", "the stack to verify", stackName)
         .option("--json", "print the results as JSON")
         .action(async (opts: { stack: string; json?: boolean }) => {
