@@ -168,6 +168,8 @@ describe("the dev stack: one pathway from preview to destroy", () => {
     });
 
     test("fault: a host that goes down during an up blocks only its own changes, and the next up converges", async () => {
+        // Three dials per command, not the default six: the behaviour is the same, the wait shorter.
+        checkout.editConfig((c) => { c["sparks:ssh"] = { ...(c["sparks:ssh"] ?? {}), connectAttempts: 3 }; });
         // A tool edit changes both hosts: spark-2 goes off the network as soon as its copy starts.
         fs.appendFileSync(path.join(copy, "host", "libexec", "spark-pg-version"), "# edited during the down-host fault\n");
         const spark2 = (await checkout.labHosts()).find((h) => h.name === "spark-2")!;

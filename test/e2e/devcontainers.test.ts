@@ -4,14 +4,17 @@
 // home across stop/start and a re-creation from a new base image, and changes packages and limits
 // in place; idle stop stops one; a host without usable KVM fails its container's verify by name;
 // removing them leaves no process, unit or subvolume but the home that was to be kept. The stack
-// is the dev stack's, kept to its first host.
+// is the dev stack's, kept to its first host. spark-dev's own edges (bad input, a killed or failed
+// create, what root inside a container can plant) are tested there too.
 import * as fs from "fs";
 import * as path from "path";
+import { refusal } from "../host/labHost";
 import { CheckoutCopy } from "./checkout";
 import { mustSucceed, run, RunResult } from "./stack";
 
 jest.setTimeout(30 * 60 * 1000);
 
+const DEV_ROOT = "/srv/sparks/dev";
 const ADA = { name: "ada", host: "spark-1", address: "10.89.42.201" };
 const BOB = { name: "bob", host: "spark-1", address: "10.89.42.202" };
 /** Prints the terminal size whenever it changes, inside tmux: the pty test reads it. */
@@ -165,6 +168,17 @@ sys.exit(0 if not want else 1)
         await checkout.verifyGreen();
     });
 
+    test("idle stop: a container with no SSH session is stopped after its idle minutes", async () => {
+        // bob has an idle stop of 1 minute and has had no session since the KVM test.
+        for (const deadline = Date.now() + 200_000; ;) {
+            if ((await sparkDev("status bob")).state === "stopped") break;
+            if (Date.now() > deadline) throw new Error("bob was not stopped within 200 s of idling");
+            await new Promise((r) => setTimeout(r, 5000));
+        }
+        expect((await sparkDev("status ada")).state).toBe("running");
+        expect((await sparkDev("start bob")).state).toBe("running");
+    });
+
     test("a host that restarts starts its containers again", async () => {
         await devOk(ADA.address, "echo kept-across-reboot >> notes.txt");
         // The host powers off; the next up boots it (it is a lab machine the stack made).
@@ -212,15 +226,80 @@ sys.exit(0 if not want else 1)
         expect(images.trim().split("\n")).toEqual([status.image]);
     });
 
-    test("idle stop: a container with no SSH session is stopped after its idle minutes", async () => {
-        // bob has an idle stop of 1 minute and has had no session since the tests above.
-        for (const deadline = Date.now() + 200_000; ;) {
-            if ((await sparkDev("status bob")).state === "stopped") break;
-            if (Date.now() > deadline) throw new Error("bob was not stopped within 200 s of idling");
-            await new Promise((r) => setTimeout(r, 5000));
-        }
-        expect((await sparkDev("status ada")).state).toBe("running");
-        expect((await sparkDev("start bob")).state).toBe("running");
+    describe("spark-dev itself, on the same host", () => {
+        // The tool's own edges, on spark-1 with its base image (sharing this suite's lab saves a
+        // lab, a host set-up and an image build).
+        const sh = (command: string, input?: string) => checkout.onHostResult("spark-1", command, input);
+        const refused = async (args: string, input?: string) => refusal(await sh(`spark-dev ${args}`, input));
+        /** What exists of container NAME on the host: its directory's entries, unit state, veth. */
+        const traces = (name: string) => onSpark1(
+            `ls -A ${DEV_ROOT}/${name} 2>/dev/null | paste -sd' '; systemctl is-active spark-dev@${name} || true; ip -o link show ve-${name} 2>/dev/null | wc -l`);
+        let image: string;
+        beforeAll(async () => { image = (await sparkDev("status ada")).image; });
+
+        test("bad input is refused, naming the option and the value, before anything is made", async () => {
+            expect(await refused("create Bad_Name --address 10.89.42.210")).toBe(
+                "spark-dev create: invalid container name 'Bad_Name' (want ^[a-z][a-z0-9-]{0,10}[a-z0-9]$: at most 12 characters)");
+            expect(await refused("create ok --address 10.89.42.999")).toBe("spark-dev create: --address must be an IPv4 address, not '10.89.42.999'");
+            expect(await refused("create ok --address 10.89.42.210 --packages 'jq;reboot'")).toBe("spark-dev create: invalid package name 'jq;reboot'");
+            expect(await refused("create ok --address 10.89.42.210 --cpus 0")).toBe("spark-dev create: --cpus must be a whole number from 1 to 256, not '0'");
+            expect(await refused("create ok --address 10.89.42.210 --keys-stdin", "not a key\n")).toBe("spark-dev create: line 1 of the keys on stdin is not an SSH public key");
+            expect(await refused("create ok --address 10.89.42.11")).toBe("spark-dev create: address 10.89.42.11 is already taken (by another container or this host)");
+            expect(await refused(`create ok --address ${ADA.address}`)).toBe(`spark-dev create: address ${ADA.address} is already taken (by another container or this host)`);
+            expect(await refused("create ok --address 10.89.42.210 --image bookworm-0000000000000000")).toBe("spark-dev create: no image 'bookworm-0000000000000000' (see spark-dev image)");
+            expect(await refused("status nope")).toBe("spark-dev status: no container named 'nope'");
+            expect(await traces("ok")).toBe("\ninactive\n0\n");
+        });
+
+        test("a first create that fails leaves nothing behind", async () => {
+            expect(await refused("create cy --address 10.89.42.213 --owner t/cy --packages no-such-package-xyz"))
+                .toMatch(/^spark-dev create: could not install no-such-package-xyz in 'cy': E: Unable to locate package no-such-package-xyz/);
+            expect(await traces("cy")).toBe("\ninactive\n0\n");
+        });
+
+        test.each(["root", "started"])("a create killed at step %s leaves what a create again converges on, and destroy removes", async (step) => {
+            const killed = await sh(`SPARK_DEV_FAULT=${step} spark-dev create kk --address 10.89.42.214 --owner t/kk --image ${image} >/dev/null 2>&1; echo "status=$?"`);
+            expect(killed.stdout).toMatch(/status=137/);
+            expect(await sparkDev(`create kk --address 10.89.42.214 --owner t/kk --image ${image}`)).toMatchObject({ name: "kk", state: "running" });
+            await onSpark1("spark-dev verify kk");
+            await sparkDev("destroy kk");
+            expect(await traces("kk")).toBe("\ninactive\n0\n");
+        });
+
+        test("root inside a container cannot make the host follow a planted symlink, nor keep a subvolume from being deleted", async () => {
+            await sparkDev(`create dee --address 10.89.42.215 --owner t/dee --image ${image}`);
+            const homeId = (await sparkDev("verify dee")).home;
+            await onSpark1("printf 'precious\\n' > /etc/sparks-victim && chmod 0600 /etc/sparks-victim");
+            // Root inside (dev has sudo) replaces the home's ID file with a symlink to a host path,
+            // and makes a subvolume of its own inside its root.
+            await onSpark1("spark-dev enter dee sudo sh -c 'ln -sf /etc/sparks-victim /home/dev/.spark-dev-home-id && btrfs subvolume create /var/lib/mine >/dev/null || mkdir -p /var/lib/mine'");
+            expect(await refused("verify dee")).toMatch(/^spark-dev verify: the home in 'dee' is not the one made for it/);
+            await sparkDev("destroy dee --keep-home");
+            // Taken up again: the symlink is not followed (the host file is untouched and never read
+            // into the ID), the home gets a fresh ID, and the old root with its subvolume is gone.
+            await sparkDev(`create dee --address 10.89.42.215 --owner t/dee --image ${image}`);
+            expect(await onSpark1("cat /etc/sparks-victim; stat -c %a /etc/sparks-victim; rm /etc/sparks-victim")).toBe("precious\n600\n");
+            const again = await sparkDev("verify dee");
+            expect(again.home).not.toBe(homeId);
+            expect(again.home).toMatch(/^[0-9a-f-]{36}$/);
+            await sparkDev("destroy dee");
+            expect(await onSpark1("btrfs subvolume list /srv/sparks | awk '{print $NF}' | grep '^dev/dee' || true")).toBe("");
+        });
+
+        test("a container made by another owner is refused and left as it is", async () => {
+            expect(await refused(`create ada --address ${ADA.address} --owner t/eve --image ${image}`))
+                .toBe("spark-dev create: 'ada' exists and was made by sparks/dev/ada, not t/eve; destroy it first");
+            expect((await sparkDev("status ada")).state).toBe("running");
+        });
+
+        test("help lists every verb with its summary, and each verb's usage", async () => {
+            const help = await onSpark1("spark-dev help");
+            for (const verb of ["create", "destroy", "enter", "idle", "image", "kvm-probe", "list", "start", "status", "stop", "verify"]) {
+                expect(help).toMatch(new RegExp(`^  ${verb} +\\S`, "m"));
+            }
+            expect(await onSpark1("spark-dev help create")).toMatch(/^Usage: spark-dev create NAME --address IPV4/);
+            expect(await refused("frobnicate")).toBe("spark-dev: no such verb 'frobnicate' (see 'spark-dev help')");
+        });
     });
 
     test("a host without usable /dev/kvm fails its container's verify, naming the container and the cause", async () => {
