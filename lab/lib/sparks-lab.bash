@@ -94,6 +94,24 @@ pid_matching() {
   echo "$pid"
 }
 
+# PIDs whose command line contains NEEDLE, the caller's own helpers excluded by re-checking.
+# A space at the end of NEEDLE ends an argument there ("hosts/spark-1 " is not spark-10).
+pids_with_arg() {
+  local file pid
+  { grep -lsaF -- "${1% }" /proc/[0-9]*/cmdline || true; } | while IFS= read -r file; do
+    pid="${file#/proc/}" pid="${pid%/cmdline}"
+    pid_matching "$pid" "$1" || true
+  done
+}
+
+# Whether the lab in DIR still runs: a host of it, or a mirror forwarder (those belong to the lab
+# that holds the names, and run from its up to its down, even while every host is stopped). A
+# lab whose processes all ended without a down (the session that ran it was killed) holds its
+# names, mounts and loop devices for nobody.
+lab_running() {
+  [[ -n $(pids_with_arg "--directory=$1/pool/hosts/") || -n $(pids_with_arg ",bind=$LAB_NET.") ]]
+}
+
 # The nspawn process of host NAME, if running.
 host_nspawn_pid() {
   local pidfile

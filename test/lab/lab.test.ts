@@ -217,6 +217,38 @@ test("down after a killed up leaves the machine as it was", async () => {
     expect(stat(POOL_IMAGE)).toBeUndefined(); // the pool image, with every subvolume in it, is gone
 }, 15 * 60 * 1000);
 
+test("a lab whose every process was killed without its down (its session ended) is taken down by another checkout's up", () => {
+    const before = machineState();
+    const otherDir = path.join(TMP, "other-checkout", ".lab");
+    const otherEnv = { ...LAB_ENV, SPARKS_LAB_DIR: otherDir };
+    execFileSync(LAB, ["up", "1"], { stdio: "ignore", env: otherEnv, timeout: 10 * 60 * 1000 });
+    expect(fs.readFileSync(LAB_OWNER, "utf8").trim()).toBe(otherDir);
+    // What a killed session leaves: the names, mounts and loop devices, and no process at all.
+    const killed = labMachineState(otherDir).processes.map((p) => Number(p.split(" ")[0]));
+    expect(killed.length).toBeGreaterThan(1); // the host and the mirror forwarder, at least
+    for (const pid of killed) process.kill(pid, "SIGKILL");
+    for (const deadline = Date.now() + 10_000; labMachineState(otherDir).processes.length > 0;) {
+        if (Date.now() > deadline) throw new Error(`still running: ${labMachineState(otherDir).processes.join("; ")}`);
+        execFileSync("sleep", ["0.1"]);
+    }
+    expect(labMachineState(otherDir).mounts).not.toEqual([]);
+
+    const up = execFileSync(LAB, ["up", "1"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: LAB_ENV, timeout: 10 * 60 * 1000 });
+    try {
+        expect(fs.readFileSync(LAB_OWNER, "utf8").trim()).toBe(LAB_DIR);
+        expect(labStatus().map((h) => [h.name, h.state])).toEqual([["spark-1", "running"]]);
+        // Nothing of the dead lab is left (the machine-wide names are this lab's now).
+        const { processes, loops, mounts } = labMachineState(otherDir);
+        const ofOther = (items: string[]) => items.filter((item) => item.includes(otherDir));
+        expect({ processes: ofOther(processes), loops: ofOther(loops), mounts: ofOther(mounts) })
+            .toEqual({ processes: [], loops: [], mounts: [] });
+        expect(up).toContain("spark-1");
+    } finally {
+        lab("down");
+    }
+    expect(machineState()).toEqual(before);
+}, 15 * 60 * 1000);
+
 test("down twice in a row after up: the second finds nothing and changes nothing", () => {
     const before = machineState();
     lab("up", "1");
