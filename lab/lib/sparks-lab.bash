@@ -62,14 +62,28 @@ lab_recorded_hosts() {
 # started with 9>&- so a crashed verb's survivors never keep it. A verb run by a verb that holds
 # the lock (up runs base) inherits it.
 lab_lock() {
-  [[ ${SPARKS_LAB_LOCK_HELD:-} == 1 ]] && return 0
-  mkdir -p /run/lock
-  exec 9>/run/lock/sparks-lab.lock
-  if ! flock -n 9; then
-    lab_log "waiting for another sparks-lab up/down to finish"
-    flock -w 600 9 || lab_die "another sparks-lab up/down has held /run/lock/sparks-lab.lock for 10 minutes"
+  if [[ ${SPARKS_LAB_LOCK_HELD:-} != 1 ]]; then
+    mkdir -p /run/lock
+    exec 9>/run/lock/sparks-lab.lock
+    if ! flock -n 9; then
+      lab_log "waiting for another sparks-lab up/down to finish"
+      flock -w 600 9 || lab_die "another sparks-lab up/down has held /run/lock/sparks-lab.lock for 10 minutes"
+    fi
+    export SPARKS_LAB_LOCK_HELD=1
   fi
-  export SPARKS_LAB_LOCK_HELD=1
+  take_down_dead_owner
+}
+
+# A lab that holds the machine-wide names but runs no process any more (what ran it was killed
+# without its down: names, mounts and loop devices outlive their processes) holds them for
+# nobody: every verb that takes the lock takes that lab down first.
+take_down_dead_owner() {
+  local owner
+  owner="$(lab_names_owner)"
+  [[ -n $owner && $owner != "$LAB_DIR" ]] || return 0
+  lab_running "$owner" && return 0
+  lab_log "the lab in $owner has no host or forwarder running (what ran it ended without its down): taking it down"
+  SPARKS_LAB_DIR="$owner" "$LAB_LIBEXEC/sparks-lab-down"
 }
 
 lab_unlock() {

@@ -77,7 +77,12 @@ beforeAll(async () => {
     fs.mkdirSync(path.dirname(LAB_LOCK), { recursive: true });
     const deadline = Date.now() + 15 * 60 * 1000;
     for (;;) {
-        const holder = stat(LAB_OWNER) ? undefined : await tryLock();
+        const holder = await tryLock();
+        // Every verb under the lock takes down a lab that holds the names with nothing running
+        // (a killed session's); the down of a lab that never was changes nothing else.
+        if (holder && stat(LAB_OWNER)) {
+            execFileSync(LAB, ["down"], { stdio: "ignore", env: { ...LAB_ENV, SPARKS_LAB_DIR: path.join(TMP, "no-lab") } });
+        }
         if (holder && !stat(LAB_OWNER)) {
             lockHolder = holder;
             break;
