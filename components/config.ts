@@ -262,6 +262,18 @@ function checkDevContainerAddresses(containers: DevContainerSpec[], hosts: HostS
     });
 }
 
+/** The skills repo's port is its host's alone: not its sshd's, not one spark-pg hands out. */
+function checkSkillsPort(repo: SkillsRepoSpec, pg: PgSettings, hosts: HostSpec[], problems: Problems): void {
+    const key = "sparks:skillsRepo.port";
+    const host = hosts.find((h) => h.name === repo.host);
+    if (typeof repo.port !== "number") return; // refused by the schema already
+    if (repo.port >= pg.ports.first && repo.port <= pg.ports.last) {
+        problems.add(key, `${problems.show(key, repo.port)} is in sparks:pg.ports (${pg.ports.first}-${pg.ports.last}), which spark-pg hands to databases`);
+    } else if (host !== undefined && repo.port === host.port) {
+        problems.add(key, `${problems.show(key, repo.port)} is the SSH port of host ${host.name}`);
+    }
+}
+
 function checkHostRef(host: string, key: string, hosts: HostSpec[], problems: Problems): void {
     if (host !== "" && !hosts.some((h) => h.name === host)) {
         problems.add(key, `${problems.show(key, host)} is not a host in sparks:hosts`);
@@ -379,9 +391,7 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
 
     checkDevContainerAddresses(devContainers, hosts, problems);
 
-    // Declared in the schema so stack files can be written against it, but not deployable yet:
-    // refusing it is better than silently deploying nothing.
-    if (skillsRepo !== undefined) problems.add("sparks:skillsRepo", "the skills repo is not deployable yet; remove this key for now");
+    if (skillsRepo !== undefined && !problems.has("sparks:pg.ports")) checkSkillsPort(skillsRepo, pg, hosts, problems);
 
     // A lab stack logs in with the lab's own key.
     const loginWays = [config["sparks:sshPrivateKey"] !== undefined, ssh.privateKeyFile !== undefined, ssh.agent, lab !== undefined];

@@ -321,7 +321,15 @@ const DevContainer = fields({
         .describe("Stop the container after this many minutes with no SSH session (0: never)"),
     keepHome: YesNo.default(true).describe("Keep the home (a subvolume on the pool) when the container leaves the config"),
 }).describe("A long-lived dev container on a host: systemd inside, its own /dev/kvm, a home that outlives it");
-const SkillsRepo = fields({ host: HostName, port: Port.default(8080) }).describe("Not deployable yet: refused");
+const SkillsRepo = fields({
+    host: HostName.describe("The host that keeps and serves the repo (on its pool)"),
+    port: Port.default(8080).describe("The HTTP port: anonymous clone and fetch at http://HOST:PORT/skills.git, /healthz, /skills.json"),
+    pushKeys: list(PublicKey).default([])
+        .describe("SSH public keys that may push (to sparks-skills@HOST:skills.git); none: only verify pushes"),
+    seed: z.enum(["example", "empty"], { error: isNot('"example" or "empty"') }).default("example")
+        .describe("The first commit, made once when the repo is made: a README and an example skill, or nothing (to push an existing repo's history)"),
+    keepData: YesNo.default(true).describe("Keep the repo (its git data on the pool) when the skills repo leaves the config"),
+}).describe("The team's skills repo: git over HTTP, pushes over SSH checked against the Agent Skills format, a clone in every dev container");
 
 const SPARKS_KEYS = {
     "sparks:lab": Lab.optional(),

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { LoadedFleet } from "./config";
 import { DevContainer } from "./devContainer";
 import { LabHost } from "./labHost";
+import { SkillsRepo } from "./skillsRepo";
 import { SparksHost } from "./sparksHost";
 import { PgDatabase, PgFork, PgInstance } from "./sparkPg";
 
@@ -45,10 +46,15 @@ export function deployFleet(fleet: LoadedFleet) {
         pending = pending.filter((fork) => !databases.has(fork.name));
     }
 
-    const devContainers = fleet.devContainers.map((spec) => new DevContainer(spec.name, { host: hosts.get(spec.host)!, spec }, onHost(spec.host)));
+    const skillsSpec = fleet.skillsRepo;
+    const skills = skillsSpec === undefined ? undefined
+        : new SkillsRepo("skills", { host: hosts.get(skillsSpec.host)!, spec: skillsSpec }, onHost(skillsSpec.host));
+    const devContainers = fleet.devContainers.map((spec) =>
+        new DevContainer(spec.name, { host: hosts.get(spec.host)!, spec, skills }, onHost(spec.host)));
 
     return {
         devContainers: Object.fromEntries(devContainers.map((c) => [c.containerName, c.status])),
+        skillsRepo: skills?.status,
         hosts: Object.fromEntries([...hosts].map(([name, host]) => [name, host.verification])),
         postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source, host: db.hostName }])),
     };

@@ -25,8 +25,13 @@ export const QUIET_REMOTE = { addPreviousOutputInEnv: false };
 export const STAGING_ROOT = "/var/lib/sparks/staging";
 
 /** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check
- *  and computes SCRAM verifiers; openssl makes the host's Postgres TLS certificate. */
-const PACKAGES = ["btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "mmdebstrap", "python3", "openssl"];
+ *  and computes SCRAM verifiers; openssl makes the host's Postgres TLS certificate; lighttpd serves
+ *  the skills repo (Debian's own lighttpd.service stays masked), python3-yaml reads skills' front
+ *  matter, curl checks HTTP services. */
+const PACKAGES = [
+    "btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "mmdebstrap", "python3", "openssl",
+    "lighttpd", "python3-yaml", "curl",
+];
 
 export interface SparksHostArgs {
     /** The host as validated from `sparks:hosts`. */
@@ -116,6 +121,7 @@ export class SparksHost extends pulumi.ComponentResource {
         }, { parent: this, dependsOn: [stagingRoot] });
         const toolsVars = {
             STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, PG_CONF: sparkPgConf(host, args.pg, poolDir), DEV_DIR: `${host.pool.mountPoint}/dev`,
+            SKILLS_DIR: `${host.pool.mountPoint}/skills`,
         };
         const tools = step("tools", toolsVars, [pool, copy]);
         // SETUP, the hash of every step's settings, is in verify's command so that any up that

@@ -10,6 +10,11 @@ create)
     if ! grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
         echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
     fi
+    # Sparks runs lighttpd under units of its own (spark-skills-http): Debian's would take port 80.
+    if [ "$(systemctl is-enabled lighttpd.service 2>/dev/null || true)" != masked ]; then
+        systemctl mask --quiet lighttpd.service
+        systemctl stop lighttpd.service 2>/dev/null || true
+    fi
     missing=()
     for package in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

@@ -66,11 +66,24 @@ check_devcontainers() {
     echo "see spark-dev status NAME and journalctl -u spark-dev@NAME"
     return 1
   fi
-  echo "dev containers ${passed[*]}: SSH as dev, a KVM guest booted, home in place"
+  echo "dev containers ${passed[*]}: SSH as dev, a KVM guest booted, home in place, ~/skills in step with the skills repo where there is one"
+}
+
+# The skills repo, if this host keeps it, as `spark-skills verify` proves it (healthz, a clone over
+# HTTP, a push over SSH seen over HTTP, a broken push refused). For `sparks verify` only: during
+# an up, the skills repo has its own verify step.
+check_skills() {
+  local out
+  if [ ! -e /etc/sparks/spark-skills/lighttpd.conf ]; then
+    echo "no skills repo on this host"
+    return 0
+  fi
+  out=$(spark-skills verify 2>&1) || { echo "$out; see spark-skills status and journalctl -u spark-skills-http"; return 1; }
+  echo "$out"
 }
 
 checks=(pool tools kvm tls units)
-[ "$verb" != check ] || checks+=(devcontainers)
+[ "$verb" != check ] || checks+=(skills devcontainers)
 failures=0
 for check in "${checks[@]}"; do
   if detail=$("check_$check" 2>&1); then ok=true; else ok=false failures=$((failures + 1)); fi

@@ -11,9 +11,11 @@
 #     home          its dev user's home (/home/dev inside): a subvolume of its own that outlives
 #                   the root, a stop, a re-creation from another image and, if asked, a destroy
 #     kvm           the container's own /dev/kvm node, owned by its user namespace's root:kvm
-#     authorized_keys  its owner's public keys, bind-mounted read-only for sshd
+#     sshkeys/         its owner's public keys, bind-mounted read-only for sshd
+#     settings/        what the host tells it, bind-mounted read-only at /etc/sparks: skills.conf
+#                      (SKILLS_URL=..., for the skills sync; absent when there is no skills repo)
 #     spark-dev.meta   KEY=value lines: NAME OWNER IMAGE ADDRESS UID_BASE HOME_ID CPUS MEMORY_MB
-#                      IDLE_MINUTES PACKAGES CREATED STATUS
+#                      IDLE_MINUTES PACKAGES SKILLS_URL CREATED STATUS
 #   verify_key      the host's key for `spark-dev verify`, which every container admits (restricted)
 # The systemd unit spark-dev@NAME runs it (systemd-nspawn, systemd inside). Locks live in the
 # root-only $RUN_DIR; nothing else is kept anywhere.
@@ -101,14 +103,14 @@ read_meta() {
   local file line key value
   file=$(meta_file "$1")
   META_NAME='' META_OWNER='' META_IMAGE='' META_ADDRESS='' META_UID_BASE='' META_HOME_ID='' META_CPUS='' META_MEMORY_MB=''
-  META_IDLE_MINUTES='' META_PACKAGES='' META_CREATED='' META_STATUS='' META_PROBLEM='' META_FOUND=no
+  META_IDLE_MINUTES='' META_PACKAGES='' META_SKILLS_URL='' META_CREATED='' META_STATUS='' META_PROBLEM='' META_FOUND=no
   [ -f "$file" ] && [ ! -L "$file" ] || return 0
   META_FOUND=yes
   while IFS= read -r line; do
     [[ $line =~ ^([A-Z_]+)=(.*)$ ]] || { META_PROBLEM="bad line in spark-dev.meta"; continue; }
     key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
     case $key in
-      NAME | OWNER | IMAGE | ADDRESS | UID_BASE | HOME_ID | CPUS | MEMORY_MB | IDLE_MINUTES | PACKAGES | CREATED | STATUS)
+      NAME | OWNER | IMAGE | ADDRESS | UID_BASE | HOME_ID | CPUS | MEMORY_MB | IDLE_MINUTES | PACKAGES | SKILLS_URL | CREATED | STATUS)
         printf -v "META_$key" '%s' "$value" ;;
     esac
   done <"$file"
@@ -119,9 +121,9 @@ read_meta() {
 
 # write_meta NAME STATUS, from the META_* values.
 write_meta() {
-  printf 'NAME=%s\nOWNER=%s\nIMAGE=%s\nADDRESS=%s\nUID_BASE=%s\nHOME_ID=%s\nCPUS=%s\nMEMORY_MB=%s\nIDLE_MINUTES=%s\nPACKAGES=%s\nCREATED=%s\nSTATUS=%s\n' \
+  printf 'NAME=%s\nOWNER=%s\nIMAGE=%s\nADDRESS=%s\nUID_BASE=%s\nHOME_ID=%s\nCPUS=%s\nMEMORY_MB=%s\nIDLE_MINUTES=%s\nPACKAGES=%s\nSKILLS_URL=%s\nCREATED=%s\nSTATUS=%s\n' \
     "$1" "$META_OWNER" "$META_IMAGE" "$META_ADDRESS" "$META_UID_BASE" "$META_HOME_ID" "$META_CPUS" "$META_MEMORY_MB" \
-    "$META_IDLE_MINUTES" "$META_PACKAGES" "$META_CREATED" "$2" | write_file "$(meta_file "$1")" 0600
+    "$META_IDLE_MINUTES" "$META_PACKAGES" "$META_SKILLS_URL" "$META_CREATED" "$2" | write_file "$(meta_file "$1")" 0600
 }
 
 require_container() {
@@ -183,16 +185,16 @@ unit_enabled() {
 }
 
 # The JSON object describing a container (meta read): name, state, enabled, address, owner,
-# image, limits, idle stop, packages, created.
+# image, limits, idle stop, packages, skills URL, created.
 container_json() {
   local name=$1 state enabled=false pkgs='' p
   state=$(container_state "$name")
   unit_enabled "$name" && enabled=true
   for p in $META_PACKAGES; do pkgs+="${pkgs:+,}$(json_str "$p")"; done
-  printf '{"name":%s,"state":%s,"enabled":%s,"address":%s,"owner":%s,"image":%s,"cpus":%s,"memory_mb":%s,"idle_minutes":%s,"packages":[%s],"created":%s' \
+  printf '{"name":%s,"state":%s,"enabled":%s,"address":%s,"owner":%s,"image":%s,"cpus":%s,"memory_mb":%s,"idle_minutes":%s,"packages":[%s],"skills_url":%s,"created":%s' \
     "$(json_str "$name")" "$(json_str "$state")" "$enabled" "$(json_str_or_null "$META_ADDRESS")" \
     "$(json_str_or_null "$META_OWNER")" "$(json_str_or_null "$META_IMAGE")" "${META_CPUS:-null}" \
-    "${META_MEMORY_MB:-null}" "${META_IDLE_MINUTES:-null}" "$pkgs" "$(json_str_or_null "$META_CREATED")"
+    "${META_MEMORY_MB:-null}" "${META_IDLE_MINUTES:-null}" "$pkgs" "$(json_str_or_null "$META_SKILLS_URL")" "$(json_str_or_null "$META_CREATED")"
 }
 
 # --- units ------------------------------------------------------------------------------------
@@ -258,6 +260,8 @@ delete_subvolume_tree() {
 # --- the base image ---------------------------------------------------------------------------
 
 RECIPE=$SPARK_TOOL_HOME/share/spark-dev/image-recipe
+# Files customize_image puts into every image (the skills sync).
+IMAGE_FILES=$SPARK_TOOL_HOME/share/spark-dev/image
 
 # RECIPE_SUITE, RECIPE_PACKAGES and IMAGE_ID from the recipe, read as data.
 read_recipe() {
@@ -271,7 +275,7 @@ read_recipe() {
   done <"$RECIPE"
   [ "$RECIPE_SUITE" = bookworm ] || die "$RECIPE: SUITE must be bookworm"
   # The recipe and what customize_image does to it: nothing else of the tool's changes an image.
-  hash=$({ cat "$RECIPE"; declare -f customize_image; } | sha256sum)
+  hash=$({ cat "$RECIPE"; declare -f customize_image; cat "$IMAGE_FILES"/*; } | sha256sum)
   IMAGE_ID=$RECIPE_SUITE-${hash:0:16}
 }
 
@@ -332,6 +336,11 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 HostKey /etc/ssh/ssh_host_ecdsa_key
 CONF
   printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
+  # The skills sync: ~/skills kept a clone of the repo /etc/sparks/skills.conf names (the host's
+  # settings, bound read-only), every 20 s as dev.
+  install -D -m 0755 "$IMAGE_FILES/sparks-skills-sync" "$r/usr/local/lib/sparks/skills-sync"
+  install -m 0644 "$IMAGE_FILES/sparks-skills-sync.service" "$IMAGE_FILES/sparks-skills-sync.timer" "$r/etc/systemd/system/"
+  chroot "$r" systemctl enable --quiet sparks-skills-sync.timer
   # Timers that wake a fleet of idle containers at once, and units a container has no use for.
   chroot "$r" systemctl mask --quiet apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
     fstrim.timer man-db.timer dpkg-db-backup.timer systemd-timesyncd.service 2>/dev/null || true
@@ -339,27 +348,6 @@ CONF
 }
 
 # --- create's parts ---------------------------------------------------------------------------
-
-# check_number OPTION MIN MAX: the option, if given, is a whole number in range.
-check_number() {
-  local v=${OPT[$1]:-}
-  [ -n "$v" ] || return 0
-  if [[ ! $v =~ ^[0-9]{1,7}$ ]] || ((10#$v < $2 || 10#$v > $3)); then die "$1 must be a whole number from $2 to $3, not '$(printable "$v")'"; fi
-  OPT[$1]=$((10#$v))
-}
-
-# SSH public keys from stdin, one per line (blank lines skipped), each checked.
-read_keys() {
-  local line n=0 out=''
-  while IFS= read -r line || [ -n "$line" ]; do
-    n=$((n + 1))
-    [[ $line =~ ^[[:space:]]*$ ]] && continue
-    [[ $line =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com)\ [A-Za-z0-9+/]+={0,2}(\ [[:print:]]*)?$ ]] ||
-      die "line $n of the keys on stdin is not an SSH public key"
-    out+=$line$'\n'
-  done
-  printf '%s' "$out"
-}
 
 # True if ADDRESS is another container's, or one of this host's own.
 address_in_use() {
@@ -414,22 +402,11 @@ ensure_home() {
   chmod 0750 "$home"
 }
 
-# The host's key for `spark-dev verify` (root-only), made once: under a lock, since creates run
-# side by side and each authorizes the key it finds.
+# The host's key for `spark-dev verify` (root-only), which every container admits (restricted).
 VERIFY_KEY_NAME=verify_key
 ensure_verify_key() {
-  local fd
   VERIFY_KEY=$ROOT/$VERIFY_KEY_NAME
-  [ -s "$VERIFY_KEY" ] && [ -s "$VERIFY_KEY.pub" ] && return 0
-  ensure_run_dir
-  exec {fd}>>"$RUN_DIR/verify-key.lock"
-  flock -w "$LOCK_TIMEOUT" "$fd" || die "timed out waiting for $RUN_DIR/verify-key.lock"
-  if [ ! -s "$VERIFY_KEY" ] || [ ! -s "$VERIFY_KEY.pub" ]; then
-    rm -f "$VERIFY_KEY" "$VERIFY_KEY.pub"
-    ssh-keygen -q -t ed25519 -N '' -C "spark-dev-verify@$(hostname)" -f "$VERIFY_KEY" </dev/null >/dev/null ||
-      die "cannot make the verify key $VERIFY_KEY"
-  fi
-  exec {fd}>&-
+  ensure_ssh_key "$VERIFY_KEY" "spark-dev-verify@$(hostname)"
 }
 
 # The container's SSH host keys, made once and kept across re-creations (its users' known_hosts
@@ -471,6 +448,30 @@ write_keys() {
   chown "$META_UID_BASE:$META_UID_BASE" "$keys/$DEV_USER"
 }
 
+# What the host tells the container, in a directory the unit binds read-only at /etc/sparks:
+# skills.conf when it has a skills repo (META_SKILLS_URL). Replaced atomically, so a running
+# container sees the change at once.
+write_settings() {
+  local settings
+  settings=$(ct_dir "$1")/settings
+  install -d -m 0755 "$settings"
+  if [ -n "$META_SKILLS_URL" ]; then
+    printf '# Written by spark-dev on the host: the skills repo ~/skills is kept a clone of.\nSKILLS_URL=%s\n' "$META_SKILLS_URL" | write_file "$settings/skills.conf" 0644
+  else
+    rm -f "$settings/skills.conf"
+  fi
+}
+
+# Runs the skills sync in NAME now (what its timer does every 20 s) and prints, as dev sees them
+# in ~/skills: "HEAD" then "BRANCH COMMIT" per remote branch (nothing while there is no clone).
+sync_skills() {
+  in_container "$1" systemctl start sparks-skills-sync.service ||
+    die "the skills sync in '$1' failed: $(in_container "$1" journalctl -u sparks-skills-sync.service -n 2 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
+  in_container "$1" runuser -u "$DEV_USER" -- sh -c 'cd && [ -d skills/.git ] || exit 0
+    git -C skills rev-parse -q --verify HEAD || echo none
+    git -C skills for-each-ref --format="%(refname:lstrip=3) %(objectname)" refs/remotes/origin | grep -v "^HEAD "'
+}
+
 # sync_packages NAME OLD NEW: installs what NEW adds, purges what it drops, inside the container.
 sync_packages() {
   local name=$1 old=" $2 " new=" $3 " add=() drop=() p out
@@ -500,6 +501,6 @@ remove_container() {
   if [ -e "$dropin" ]; then rm -f "$dropin"; rmdir "${dropin%/*}" 2>/dev/null || true; systemctl daemon-reload; fi
   [ ! -e "$dir/root" ] || delete_subvolume_tree "$dir/root"
   [ "$keep_home" = true ] || [ ! -e "$dir/home" ] || delete_subvolume_tree "$dir/home"
-  rm -rf "$dir/hostkeys" "$dir/sshkeys" "$dir/kvm" "$dir/spark-dev.meta"
+  rm -rf "$dir/hostkeys" "$dir/sshkeys" "$dir/settings" "$dir/kvm" "$dir/spark-dev.meta"
   rmdir "$dir" 2>/dev/null || true
 }

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # globals set here are read by the verbs that source this file
-# Helpers every Sparks host tool (spark-pg, spark-dev) shares. Sourced, never run: each tool's own
+# Helpers every Sparks host tool (spark-pg, spark-dev, spark-skills) shares. Sourced, never run: each tool's own
 # library sets SPARK_TOOL (its name), RUN_DIR (its root-only lock directory) and, for the btrfs
 # helpers, ROOT (its directory on the pool), then sources this file.
 #
@@ -217,6 +217,42 @@ btrfs_run() {
     [[ $out == *"No space left"* ]] && die "pool full: btrfs $1 $2 failed with ENOSPC on $ROOT"
     die "btrfs $1 $2 failed: $(printf '%s\n' "$out" | tail -n 1)"
   fi
+}
+
+# check_number OPTION MIN MAX: the option, if given, is a whole number in range.
+check_number() {
+  local v=${OPT[$1]:-}
+  [ -n "$v" ] || return 0
+  if [[ ! $v =~ ^[0-9]{1,7}$ ]] || ((10#$v < $2 || 10#$v > $3)); then die "$1 must be a whole number from $2 to $3, not '$(printable "$v")'"; fi
+  OPT[$1]=$((10#$v))
+}
+
+# SSH public keys from stdin, one per line (blank lines skipped), each checked.
+read_keys() {
+  local line n=0 out=''
+  while IFS= read -r line || [ -n "$line" ]; do
+    n=$((n + 1))
+    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    [[ $line =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com)\ [A-Za-z0-9+/]+={0,2}(\ [[:print:]]*)?$ ]] ||
+      die "line $n of the keys on stdin is not an SSH public key"
+    out+=$line$'\n'
+  done
+  printf '%s' "$out"
+}
+
+# ensure_ssh_key FILE COMMENT: an ed25519 key pair at FILE (root-only), made once: under a lock,
+# since verbs run side by side and each authorizes the key it finds.
+ensure_ssh_key() {
+  local key=$1 fd
+  [ -s "$key" ] && [ -s "$key.pub" ] && return 0
+  ensure_run_dir
+  exec {fd}>>"$RUN_DIR/${key##*/}.lock"
+  flock -w "$LOCK_TIMEOUT" "$fd" || die "timed out waiting for $RUN_DIR/${key##*/}.lock"
+  if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
+    rm -f "$key" "$key.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "$2" -f "$key" </dev/null >/dev/null || die "cannot make the key $key"
+  fi
+  exec {fd}>&-
 }
 
 # --- the help and version verbs -----------------------------------------------------------------

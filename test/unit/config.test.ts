@@ -239,6 +239,12 @@ describe("a good config", () => {
         parseGood(config, ["sparks:sshPrivateKey"]);
     });
 
+    test("a skills repo takes its defaults: port 8080, no push keys, the example seed, data kept", () => {
+        const config: Record<string, any> = good();
+        config["sparks:skillsRepo"] = { host: "spark-1" };
+        expect(parseGood(config).skillsRepo).toEqual({ host: "spark-1", port: 8080, pushKeys: [], seed: "example", keepData: true });
+    });
+
     test("a config with no hosts is an empty fleet", () => {
         expect(schemaErrors(asStackFile({}))).toEqual([]);
         expect(parseFleetConfig({}, env)).toEqual({
@@ -336,6 +342,20 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
         ['sparks:devContainers[0].host: "spark-9" is not a host in sparks:hosts'], "parser"],
     ["a dev container on a lab host at an address the lab uses", (c) => { toLab(c); c["sparks:devContainers"] = [devContainer({ address: "10.89.42.50" })]; },
         ['sparks:devContainers[0].address: "10.89.42.50" is not free on the lab network: a container on a lab host needs an address from 10.89.42.111 to 10.89.42.254'], "parser"],
+    ["a skills repo on an unknown host", (c) => { c["sparks:skillsRepo"] = { host: "spark-9" }; },
+        ['sparks:skillsRepo.host: "spark-9" is not a host in sparks:hosts'], "parser"],
+    ["a skills repo on a port spark-pg hands out", (c) => { c["sparks:skillsRepo"] = { host: "spark-1", port: 5440 }; },
+        ["sparks:skillsRepo.port: 5440 is in sparks:pg.ports (5432-5499), which spark-pg hands to databases"], "parser"],
+    ["a skills repo on its host's SSH port", (c) => { c["sparks:skillsRepo"] = { host: "spark-1", port: 22 }; },
+        ["sparks:skillsRepo.port: 22 is the SSH port of host spark-1"], "parser"],
+    ["a skills repo with a bad port, push key, seed and keepData", (c) => {
+        c["sparks:skillsRepo"] = { host: "spark-1", port: 80800, pushKeys: ["ada@laptop"], seed: "everything", keepData: "yes" };
+    }, ["sparks:skillsRepo.port: 80800 is not a TCP port (1-65535)",
+        'sparks:skillsRepo.pushKeys[0]: "ada@laptop" is not an SSH public key ("ssh-ed25519 AAAA... comment")',
+        'sparks:skillsRepo.seed: "everything" is not "example" or "empty"',
+        'sparks:skillsRepo.keepData: "yes" is not true or false'], "schema"],
+    ["a skills repo with an unknown field", (c) => { c["sparks:skillsRepo"] = { host: "spark-1", pushkeys: [] }; },
+        ["sparks:skillsRepo.pushkeys: unknown field (allowed: host, port, pushKeys, seed, keepData)"], "schema"],
     // Never echo secrets or key material: errors end up in logs and CI output.
     ["a private key pasted as a host key is not shown", (c) => { c["sparks:hosts"][1].hostKey = PRIVATE_KEY; },
         ['sparks:hosts[1].hostKey: (value not shown: it looks like a private key) is not an SSH public host key ("ssh-ed25519 AAAA...")'], "schema"],
