@@ -83,6 +83,7 @@ export class CheckoutCopy {
         const plain = config.toJSON();
         edit(plain);
         for (const [key, value] of Object.entries(plain)) config.set(key, value);
+        for (const key of Object.keys(config.toJSON())) if (!(key in plain)) config.delete(key);
         fs.writeFileSync(file, doc.toString());
     }
 

@@ -5,7 +5,9 @@
 // in place; idle stop stops one; a host without usable KVM fails its container's verify by name;
 // removing them leaves no process, unit or subvolume but the home that was to be kept. The stack
 // is the dev stack's, kept to its first host. spark-dev's own edges (bad input, a killed or failed
-// create, what root inside a container can plant) are tested there too.
+// create, what root inside a container can plant) are tested there too. The same up serves the
+// skills repo on spark-1 (it syncs into the containers): cloned over HTTP, pushed over SSH, a
+// broken push refused, every container's ~/skills current within a minute; removed, its data stays.
 import * as fs from "fs";
 import * as path from "path";
 import { refusal } from "../host/labHost";
@@ -19,10 +21,13 @@ const ADA = { name: "ada", host: "spark-1", address: "10.89.42.201" };
 const BOB = { name: "bob", host: "spark-1", address: "10.89.42.202" };
 /** Prints the terminal size whenever it changes, inside tmux: the pty test reads it. */
 const SIZE_LOOP = "tmux new-session 'while :; do stty size; sleep 0.2; done'";
+const SKILLS_URL = "http://10.89.42.11:8080/skills.git";
+const SKILLS_PUSH = "sparks-skills@10.89.42.11:skills.git";
 
 describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
     let checkout: CheckoutCopy;
     let ownerKey: string;
+    let pusherKey: string;
     let knownHosts: string;
 
     /** ssh as dev into a container, with the owner's key and the container's pinned host key. */
@@ -54,7 +59,9 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
         checkout = new CheckoutCopy();
         ownerKey = path.join(checkout.dir, ".owner_key");
         knownHosts = path.join(checkout.dir, ".known_hosts.containers");
+        pusherKey = path.join(checkout.dir, ".pusher_key");
         mustSucceed("ssh-keygen", await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "ada@laptop", "-f", ownerKey]));
+        mustSucceed("ssh-keygen", await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "skills-pusher", "-f", pusherKey]));
         // The containers live on spark-1: the stack keeps to it (no second host, no databases),
         // which saves this suite a host's setup.
         checkout.editConfig((config) => {
@@ -62,6 +69,7 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             config["sparks:hosts"] = config["sparks:hosts"].filter((h: { name: string }) => h.name === "spark-1");
             config["sparks:postgres"] = [];
             config["sparks:forks"] = [];
+            config["sparks:skillsRepo"] = { host: "spark-1", pushKeys: [fs.readFileSync(`${pusherKey}.pub`, "utf8").trim()] };
         });
         mustSucceed("set-up", await checkout.file("scripts/setup"));
         mustSucceed("stack init", await checkout.pulumi("stack", "select", "--create"));
@@ -84,6 +92,7 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
         expect(outputs.ada.image).toBe(outputs.bob.image);
         const verify = await checkout.verifyGreen();
         expect(verify).toMatch(/^devcontainers +spark-1 +ok .*dev containers ada bob: SSH as dev, a KVM guest booted, home in place/m);
+        expect(verify).toMatch(/^skills +spark-1 +ok .*skills repo: ok \(healthz, HTTP clone, SSH push to sparks-verify at [0-9a-f]{12}, broken push refused\)/m);
         await pinContainerKeys();
     });
 
@@ -101,6 +110,111 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             expect(fs.readFileSync(`${local}.back`, "utf8")).toBe(`sent to ${c.name}\n`);
             expect(await devOk(c.address, "cat sent.txt")).toBe(`sent to ${c.name}\n`);
         }
+    });
+
+    describe("the skills repo on spark-1, synced into each container", () => {
+        let clone: string;
+        const git = async (...args: string[]) => mustSucceed(`git ${args.join(" ")}`, await run("git", ["-C", clone, ...args], { env: pushEnv() }));
+        /** git's ssh: the pusher's key, spark-1's recorded host key pinned. */
+        const pushEnv = () => ({
+            ...process.env, GIT_AUTHOR_NAME: "Ada", GIT_AUTHOR_EMAIL: "ada@example.org", GIT_COMMITTER_NAME: "Ada", GIT_COMMITTER_EMAIL: "ada@example.org",
+            GIT_SSH_COMMAND: `ssh -i ${pusherKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${path.join(checkout.dir, ".known_hosts.spark-1")}`,
+        });
+        const remoteMain = async () => (await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0];
+        const curl = (urlPath: string) => run("curl", ["-sS", "--max-time", "10", "-w", "\n%{http_code}", `http://10.89.42.11:8080${urlPath}`]);
+
+        test("anonymous clone over HTTP, /healthz, the skills list and text, and no push over HTTP", async () => {
+            const outputs = JSON.parse(mustSucceed("outputs", await checkout.pulumi("stack", "output", "--json")).stdout);
+            expect(outputs.skillsRepo).toMatchObject({ url: SKILLS_URL, pushUrl: SKILLS_PUSH, host: "spark-1" });
+            const head: string = outputs.skillsRepo.head;
+            expect(head).toMatch(/^[0-9a-f]{40}$/);
+            // Each container's verify step found the commit the skills repo's verify pushed, after a sync.
+            for (const c of ["ada", "bob"]) expect(outputs.devContainers[c].verified.skills).toContain(`sparks-verify ${outputs.skillsRepo.verifyCommit}`);
+
+            const health = (await curl("/healthz")).stdout.split("\n");
+            expect(health[1]).toBe("200");
+            expect(JSON.parse(health[0])).toEqual({ status: "ok", head });
+            clone = path.join(checkout.dir, ".skills-clone");
+            mustSucceed("clone", await run("git", ["clone", "-q", SKILLS_URL, clone]));
+            expect(fs.readdirSync(clone).sort()).toEqual([".git", "README.md", "example-skill"]);
+            expect(await git("log", "--format=%s")).toEqual({ code: 0, stdout: "The skills repo, with an example skill\n", stderr: "" });
+
+            const listed = mustSucceed("skills list", await checkout.sparks("skills", "list", "--stack", "dev")).stdout;
+            expect(listed).toMatch(/^SKILL +DESCRIPTION\nexample-skill +An example of the Agent Skills format/);
+            const shown = mustSucceed("skills show", await checkout.sparks("skills", "show", "example-skill", "--stack", "dev")).stdout;
+            expect(shown).toBe(fs.readFileSync(path.join(clone, "example-skill", "SKILL.md"), "utf8"));
+            const missing = await checkout.sparks("skills", "show", "nope", "--stack", "dev");
+            expect([missing.code, missing.stderr]).toEqual([1, `sparks: no skill "nope" on main of ${SKILLS_URL}\n`]);
+
+            // Smart HTTP serves fetches only.
+            const httpPush = await run("git", ["-C", clone, "push", SKILLS_URL, "HEAD:refs/heads/via-http"]);
+            expect(httpPush.code).not.toBe(0);
+            expect(await remoteMain()).toBe(head);
+            // Every container has its clone in ~/skills.
+            for (const c of [ADA, BOB]) expect(await devOk(c.address, "git -C skills rev-parse HEAD")).toBe(`${head}\n`);
+        });
+
+        test("a push over SSH with a push key reaches every container's ~/skills within a minute, by the timer alone", async () => {
+            mustSucceed("skills new", await checkout.sparks("skills", "new", "release-notes", "--dir", clone));
+            mustSucceed("skills validate", await checkout.sparks("skills", "validate", clone));
+            await git("add", "-A");
+            await git("commit", "-q", "-m", "release-notes");
+            const pushed = (await git("rev-parse", "HEAD")).stdout.trim();
+            const started = Date.now();
+            await git("push", "-q", SKILLS_PUSH, "HEAD:main");
+            expect(await remoteMain()).toBe(pushed);
+            const arrived: Record<string, number> = {};
+            while (Object.keys(arrived).length < 2) {
+                for (const c of [ADA, BOB]) {
+                    if (arrived[c.name] === undefined && (await asDev(c.address, "test -f skills/release-notes/SKILL.md")).code === 0) arrived[c.name] = Date.now() - started;
+                }
+                if (Date.now() - started > 60_000) throw new Error(`not synced within a minute: ${JSON.stringify(arrived)}`);
+                await new Promise((r) => setTimeout(r, 500));
+            }
+            console.log(`skills: push to ~/skills in ada ${arrived.ada} ms, bob ${arrived.bob} ms (timer every 20 s)`);
+            const synced = JSON.parse(mustSucceed("skills sync", await checkout.sparks("skills", "sync", "--stack", "dev", "--json")).stdout);
+            expect(synced.map((r: { name: string; ok: boolean; head: string }) => [r.name, r.ok, r.head])).toEqual([["ada", true, pushed], ["bob", true, pushed]]);
+            const listed = JSON.parse(mustSucceed("skills list", await checkout.sparks("skills", "list", "--url", SKILLS_URL, "--json")).stdout);
+            expect(listed.skills.map((s: { name: string }) => s.name)).toEqual(["example-skill", "release-notes"]);
+        });
+
+        test("a push that breaks the format is refused, naming the file and what is wrong, and changes nothing", async () => {
+            const before = await remoteMain();
+            fs.mkdirSync(path.join(clone, "deploy-guide"));
+            fs.writeFileSync(path.join(clone, "deploy-guide", "SKILL.md"), "---\nname: deploy\n---\nSteps.\n");
+            await git("add", "-A");
+            await git("commit", "-q", "-m", "a broken skill");
+            const refused = await run("git", ["-C", clone, "push", SKILLS_PUSH, "HEAD:main"], { env: pushEnv() });
+            expect(refused.code).not.toBe(0);
+            expect(refused.stderr).toContain("remote:   deploy-guide/SKILL.md: 'name' is 'deploy' but the folder is 'deploy-guide': they must be the same");
+            expect(refused.stderr).toContain("remote:   deploy-guide/SKILL.md: 'description' is missing (what the skill does and when to use it)");
+            expect(refused.stderr).toContain("pre-receive hook declined");
+            expect(await remoteMain()).toBe(before);
+            // History is not rewritten either: a forced push of an older commit is refused.
+            const forced = await run("git", ["-C", clone, "push", "-f", SKILLS_PUSH, "HEAD~2:main"], { env: pushEnv() });
+            expect(forced.code).not.toBe(0);
+            expect(await remoteMain()).toBe(before);
+            await git("reset", "-q", "--hard", "HEAD~1");
+        });
+
+        test("a push key gets git and nothing else, a key not in config cannot push, and /healthz fails when the repo cannot be read", async () => {
+            const shell = await run("ssh", ["-i", pusherKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", `UserKnownHostsFile=${path.join(checkout.dir, ".known_hosts.spark-1")}`, "sparks-skills@10.89.42.11", "id"]);
+            expect([shell.code, shell.stderr.trim()]).toEqual([1, "spark-skills serve-ssh: only git push and fetch of skills.git are served here (sparks-skills@HOST:skills.git), not 'id'"]);
+            const stranger = await run("git", ["-C", clone, "push", SKILLS_PUSH, "HEAD:refs/heads/stranger"], {
+                env: { ...pushEnv(), GIT_SSH_COMMAND: pushEnv().GIT_SSH_COMMAND.replace(pusherKey, ownerKey) },
+            });
+            expect([stranger.code !== 0, stranger.stderr]).toEqual([true, expect.stringContaining("Permission denied (publickey)")]);
+            await onSpark1("chmod 0700 /srv/sparks/skills/skills.git");
+            try {
+                const failing = (await curl("/healthz")).stdout.split("\n");
+                expect(failing[1]).toBe("503");
+                expect(JSON.parse(failing[0])).toMatchObject({ status: "failing", error: expect.stringContaining("the repo cannot be read") });
+            } finally {
+                await onSpark1("chmod 0755 /srv/sparks/skills/skills.git");
+            }
+            expect((await curl("/healthz")).stdout.split("\n")[1]).toBe("200");
+        });
     });
 
     test("a service on 8080 inside is reached at the container's address", async () => {
@@ -323,12 +437,27 @@ sys.exit(0 if not want else 1)
             // The template unit stays with the tools; no container's drop-in or enablement does.
             "ls /etc/systemd/system /etc/systemd/system/multi-user.target.wants | grep '^spark-dev@[a-z]' || true",
             "ps -eo comm | grep -x systemd-nspawn || true",
-            "btrfs subvolume list /srv/sparks | awk '{print $NF}' | grep '^dev/' || true",
+            "btrfs subvolume list /srv/sparks | awk '{print $NF}' | grep -E '^(dev/|skills$)' | sort || true",
         ].join("; echo --; "));
         const [units, unitFiles, nspawns, subvolumes] = left.split("--\n").map((part) => part.trim());
         expect({ units, unitFiles, nspawns }).toEqual({ units: "", unitFiles: "", nspawns: "" });
         // ada's home is kept (keepHome defaults to true), bob's and cy's are not; no image stays.
-        expect(subvolumes).toBe("dev/ada/home");
+        // (The skills repo's subvolume is still in the config.)
+        expect(subvolumes).toBe("dev/ada/home\nskills");
         expect(await onSpark1("cat /srv/sparks/dev/ada/home/notes.txt")).toBe("kept-across-stop\nkept-across-reboot\nkept-across-recreation\n");
+    });
+
+    test("the skills repo removed from config stops serving and keeps its data; put back, it serves the same history", async () => {
+        const head = (await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0];
+        expect(head).toMatch(/^[0-9a-f]{40}$/);
+        let skillsRepo: unknown;
+        checkout.editConfig((config) => { skillsRepo = config["sparks:skillsRepo"]; delete config["sparks:skillsRepo"]; });
+        mustSucceed("up", await checkout.up());
+        expect((await run("curl", ["-sS", "--max-time", "5", "http://10.89.42.11:8080/healthz"])).code).not.toBe(0);
+        expect(await onSpark1("systemctl is-enabled spark-skills-http 2>&1 || true; runuser -u sparks-skills -- git --git-dir=/srv/sparks/skills/skills.git rev-parse main"))
+            .toMatch(new RegExp(`^(not-found|disabled|Failed to get unit file state.*)\n${head}\n$`));
+        checkout.editConfig((config) => { config["sparks:skillsRepo"] = skillsRepo; });
+        mustSucceed("up", await checkout.up());
+        expect((await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0]).toBe(head);
     });
 });

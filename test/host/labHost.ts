@@ -16,6 +16,7 @@ import { sshArgs, writeKnownHosts } from "../lab/labClient";
 export const POOL = "/srv/sparks";
 export const PG_ROOT = `${POOL}/pg`;
 export const DEV_ROOT = `${POOL}/dev`;
+export const SKILLS_ROOT = `${POOL}/skills`;
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 
 export interface SparkPgHost {
@@ -65,7 +66,7 @@ export async function sparkPgHost(pgConf: Record<string, string>, extraPackages:
         await ok(`rm -rf ${staging} && mkdir -p ${staging} && base64 -d | tar -C ${staging} -xzf -`, fs.readFileSync(tarball).toString("base64"));
         const conf = Object.entries({ SPARK_PG_ROOT: PG_ROOT, ...pgConf }).map(([k, v]) => `${k}="${v}"`).join("\n");
         await ok(setupScript("tools", "create", {
-            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, PG_CONF: conf, DEV_DIR: DEV_ROOT,
+            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, PG_CONF: conf, DEV_DIR: DEV_ROOT, SKILLS_DIR: SKILLS_ROOT,
         }));
         const cert = await ok("spark-pg cert");
         for (const name of [status.address, "127.0.0.1", "localhost"]) trustedCerts.set(name, cert);
