@@ -10,3 +10,5 @@ export const hosts = fleet.hosts;
 export const postgres = fleet.postgres;
 /** Per dev container: its state, address, image, limits and packages, and what its verify found. */
 export const devContainers = fleet.devContainers;
+/** The skills repo, if the stack has one: its clone and push URLs, main's commit, verify's commit. */
+export const skillsRepo = fleet.skillsRepo;

@@ -469,7 +469,7 @@ sync_skills() {
     die "the skills sync in '$1' failed: $(in_container "$1" journalctl -u sparks-skills-sync.service -n 2 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
   in_container "$1" runuser -u "$DEV_USER" -- sh -c 'cd && [ -d skills/.git ] || exit 0
     git -C skills rev-parse -q --verify HEAD || echo none
-    git -C skills for-each-ref --format="%(refname:lstrip=3) %(objectname)" refs/remotes/origin | grep -v "^HEAD "'
+    git -C skills for-each-ref --format="%(refname:lstrip=3) %(objectname)" refs/remotes/origin | { grep -v "^HEAD " || true; }'
 }
 
 # sync_packages NAME OLD NEW: installs what NEW adds, purges what it drops, inside the container.

@@ -32,6 +32,8 @@ async function runProgram(config: Record<string, unknown>, preview = false) {
             }
             if (args.type === "command:remote:Command") {
                 state.stdout = args.name.endsWith("-dev-image") ? JSON.stringify({ image: "bookworm-0123456789abcdef" })
+                    : args.name === "skills-serve" ? JSON.stringify({ url: "http://10.0.0.11:8080/skills.git", push_url: "sparks-skills@10.0.0.11:skills.git", head: "c0ffee" })
+                    : args.name === "skills-verify" ? JSON.stringify({ verify_commit: "5ca1ab1e" })
                     : args.name.endsWith("-verify") ? JSON.stringify({ pool: "/srv/sparks", tools: "h", sparkPg: "0.1.0", kvmApiVersion: 12 })
                         : JSON.stringify({ port: 5432 + made.length });
             }
@@ -245,5 +247,35 @@ describe("dev containers", () => {
     test("the stack exports each container's status", async () => {
         const containers = await new Promise<any>((r) => pulumi.output(run.exports.devContainers).apply(r));
         expect(Object.keys(containers)).toEqual(["ada", "bob"]);
+    });
+});
+
+describe("the skills repo", () => {
+    const PUSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC ada@laptop";
+    const withSkills = {
+        ...fleet,
+        "sparks:devContainers": [{ name: "ada", host: "spark-2", address: "10.0.0.50", ownerKeys: [PUSH_KEY] }],
+        "sparks:skillsRepo": { host: "spark-1", pushKeys: [PUSH_KEY] },
+    };
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    beforeAll(async () => { run = await runProgram(withSkills); });
+    const named = (name: string) => run.made.find((r) => r.name === name)!;
+
+    test("is served on its host after its setup, push keys on stdin, its data kept on removal, then verified", () => {
+        expect(named("skills-serve").inputs.create).toBe(
+            "'spark-skills' 'init' '--address' '10.0.0.11' '--port' '8080' '--ssh-port' '22' '--seed' 'example' '--keys-stdin' '--json'");
+        expect(named("skills-serve").inputs.stdin).toBe(`${PUSH_KEY}\n`);
+        expect(named("skills-serve").inputs.delete).toBe("'spark-skills' 'destroy' '--keep-data' '--json'");
+        expect(named("skills-verify").inputs.create).toMatch(/^spark-skills verify --json # [0-9a-f]{16}$/);
+    });
+
+    test("every dev container, on any host, syncs it, and its verify runs again after each verify of the repo", () => {
+        expect(named("ada-dev").inputs.create).toContain("'--skills-url' 'http://10.0.0.11:8080/skills.git' '--json'");
+        expect(named("ada-dev-verify").inputs.create).toMatch(/^'spark-dev' 'verify' 'ada' '--restart' '--json' # [0-9a-f]{16} skills 5ca1ab1e$/);
+    });
+
+    test("the stack exports its URLs and commits", async () => {
+        const skills = await new Promise<any>((r) => pulumi.output(run.exports.skillsRepo).apply(r));
+        expect(skills).toEqual({ url: "http://10.0.0.11:8080/skills.git", pushUrl: "sparks-skills@10.0.0.11:skills.git", host: "spark-1", head: "c0ffee", verifyCommit: "5ca1ab1e" });
     });
 });
