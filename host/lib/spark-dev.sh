@@ -29,6 +29,9 @@ NAME_RE='^[a-z][a-z0-9-]{0,10}[a-z0-9]$'
 OWNER_RE='^[A-Za-z0-9._/:-]{1,200}$'
 IMAGE_RE='^bookworm-[0-9a-f]{16}$'
 PACKAGE_RE='^[a-z0-9][a-z0-9+.-]{0,62}$'
+# A skills repo's URL: http(s), host (IPv6 in brackets), port, path; nothing a shell or git would
+# read as anything else. (']' first in the class is a literal.)
+SKILLS_URL_RE='^https?://[][A-Za-z0-9.:@%_~/-]{1,200}$'
 # The dev user inside every container, and its user namespace: 65536 ids from UID_BASE, each
 # container its own range above everything a host hands out.
 DEV_USER=dev

@@ -198,9 +198,12 @@ serve() {
   local conf=$ETC_DIR/lighttpd.conf gitconfig=$ETC_DIR/web.gitconfig before after bind
   bind=0.0.0.0
   [[ $META_ADDRESS != *:* ]] || bind='[::]'
-  before=$(cat "$conf" "$gitconfig" 2>/dev/null | sha256sum)
-  # The repo is another user's: the web server's git is told it is safe to read.
-  printf '[safe]\n\tdirectory = %s\n' "$REPO" | write_file "$gitconfig" 0644
+  before=$({ cat "$conf" "$gitconfig" 2>/dev/null || true; } | sha256sum)
+  # The repo is another user's: the web server's git is told it is safe to read. git-http-backend
+  # enters it as "." (its path cannot be named), so any directory: this config is read only by the
+  # web server's git, which serves only GIT_PROJECT_ROOT, a repo of SKILLS_USER's whose config only
+  # root writes.
+  printf '[safe]\n\tdirectory = *\n' | write_file "$gitconfig" 0644
   sed -e "s|@PORT@|$META_PORT|g" -e "s|@BIND@|$bind|g" -e "s|@REPO@|$REPO|g" -e "s|@ETC@|$ETC_DIR|g" \
     -e "s|@HOME@|$SPARK_TOOL_HOME|g" "$SPARK_TOOL_HOME/share/spark-skills/lighttpd.conf" | write_file "$conf" 0644
   after=$(cat "$conf" "$gitconfig" | sha256sum)

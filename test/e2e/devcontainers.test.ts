@@ -29,6 +29,8 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
     let ownerKey: string;
     let pusherKey: string;
     let knownHosts: string;
+    /** sparks:skillsRepo as the suite set it, while a test has it out of the config. */
+    let skillsRepoConfig: unknown;
 
     /** ssh as dev into a container, with the owner's key and the container's pinned host key. */
     const sshArgs = (address: string, ...command: string[]) => [
@@ -429,8 +431,14 @@ sys.exit(0 if not want else 1)
             .toMatch(/^kvm guest: sparks kvm guest ok/);
     });
 
-    test("removed from config: nothing left running, no units, no subvolumes, but the home kept", async () => {
-        setContainers([]);
+    test("removed from config: nothing left running, no units, no subvolumes, but the home and the skills repo's data kept", async () => {
+        const skillsHead = (await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0];
+        expect(skillsHead).toMatch(/^[0-9a-f]{40}$/);
+        checkout.editConfig((config) => {
+            skillsRepoConfig = config["sparks:skillsRepo"];
+            delete config["sparks:skillsRepo"];
+            config["sparks:devContainers"] = [];
+        });
         mustSucceed("up", await checkout.up());
         const left = await onSpark1([
             "systemctl list-units --all --plain --no-legend 'spark-dev@*' | awk '{print $1}'",
@@ -441,23 +449,22 @@ sys.exit(0 if not want else 1)
         ].join("; echo --; "));
         const [units, unitFiles, nspawns, subvolumes] = left.split("--\n").map((part) => part.trim());
         expect({ units, unitFiles, nspawns }).toEqual({ units: "", unitFiles: "", nspawns: "" });
-        // ada's home is kept (keepHome defaults to true), bob's and cy's are not; no image stays.
-        // (The skills repo's subvolume is still in the config.)
+        // ada's home is kept (keepHome defaults to true), bob's and cy's are not; no image stays;
+        // the skills repo's subvolume stays (keepData defaults to true).
         expect(subvolumes).toBe("dev/ada/home\nskills");
         expect(await onSpark1("cat /srv/sparks/dev/ada/home/notes.txt")).toBe("kept-across-stop\nkept-across-reboot\nkept-across-recreation\n");
+        // The skills repo is not served any more (nothing on 8080, no unit, no push keys); its history stays.
+        expect((await run("curl", ["-sS", "--max-time", "5", "http://10.89.42.11:8080/healthz"])).code).not.toBe(0);
+        expect(await onSpark1("systemctl is-enabled spark-skills-http 2>&1 || true; test -e /var/lib/sparks-skills/.ssh/authorized_keys || echo no-keys; " +
+            "runuser -u sparks-skills -- git --git-dir=/srv/sparks/skills/skills.git rev-parse main"))
+            .toMatch(new RegExp(`^(not-found|disabled|Failed to get unit file state.*)\nno-keys\n${skillsHead}\n$`));
     });
 
-    test("the skills repo removed from config stops serving and keeps its data; put back, it serves the same history", async () => {
-        const head = (await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0];
-        expect(head).toMatch(/^[0-9a-f]{40}$/);
-        let skillsRepo: unknown;
-        checkout.editConfig((config) => { skillsRepo = config["sparks:skillsRepo"]; delete config["sparks:skillsRepo"]; });
+    test("the skills repo put back in config adopts the kept repo: the same history, served again", async () => {
+        const head = await onSpark1("runuser -u sparks-skills -- git --git-dir=/srv/sparks/skills/skills.git rev-parse main");
+        checkout.editConfig((config) => { config["sparks:skillsRepo"] = skillsRepoConfig; });
         mustSucceed("up", await checkout.up());
-        expect((await run("curl", ["-sS", "--max-time", "5", "http://10.89.42.11:8080/healthz"])).code).not.toBe(0);
-        expect(await onSpark1("systemctl is-enabled spark-skills-http 2>&1 || true; runuser -u sparks-skills -- git --git-dir=/srv/sparks/skills/skills.git rev-parse main"))
-            .toMatch(new RegExp(`^(not-found|disabled|Failed to get unit file state.*)\n${head}\n$`));
-        checkout.editConfig((config) => { config["sparks:skillsRepo"] = skillsRepo; });
-        mustSucceed("up", await checkout.up());
-        expect((await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0]).toBe(head);
+        expect(`${(await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0]}\n`).toBe(head);
+        expect(JSON.parse(mustSucceed("outputs", await checkout.pulumi("stack", "output", "--json", "skillsRepo")).stdout).head).toBe(head.trim());
     });
 });

@@ -5,7 +5,7 @@ import * as path from "path";
 import { LabHost, sshArgs, writeKnownHosts } from "../lab/labClient";
 import { mustSucceed, ROOT, run, RunResult } from "./stack";
 
-export { LabHost };
+export type { LabHost };
 
 const LAB = path.join(ROOT, "lab", "sparks-lab");
 
