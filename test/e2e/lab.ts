@@ -1,5 +1,6 @@
 // The local lab, as the end-to-end tests use it: bring hosts up and down, and reach them over
 // ssh with their pinned host keys (StrictHostKeyChecking: a test never trusts a key blindly).
+import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { LabHost, sshArgs, writeKnownHosts } from "../lab/labClient";
@@ -28,9 +29,17 @@ export async function labStatus(labDir?: string): Promise<LabHost[]> {
     return JSON.parse((await lab(["status", "--json"], labDir)).stdout);
 }
 
+// Pinned host keys go in a directory only this process made: a fixed name in /tmp could be planted.
+let knownHostsDir: string | undefined;
+
 /** Runs `command` on a lab host as root; rejects on a non-zero exit. */
 export async function onHost(host: LabHost, command: string): Promise<string> {
-    const knownHosts = path.join(os.tmpdir(), `sparks-known-hosts-${host.name}`);
+    if (knownHostsDir === undefined) {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-known-hosts-"));
+        process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+        knownHostsDir = dir;
+    }
+    const knownHosts = path.join(knownHostsDir, host.name);
     writeKnownHosts(knownHosts, [host]);
     return mustSucceed(`on ${host.name}: ${command}`, await run("ssh", sshArgs(host, knownHosts, command))).stdout;
 }

@@ -9,7 +9,7 @@ import * as YAML from "yaml";
 
 export const ROOT = path.resolve(__dirname, "../..");
 // What a Pulumi program needs from the project; node_modules is linked, not copied.
-const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "package.json", "tsconfig.json", "components", "host"];
+const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "package.json", "tsconfig.json", "tsconfig.pulumi.json", "components", "host"];
 
 export interface RunResult {
     code: number;

@@ -15,7 +15,9 @@ const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBB
 interface Made { type: string; name: string; inputs: any }
 
 /** Stands in for the lab's login key: a LabHost reads it once its machine exists. */
-const LAB_KEY_FILE = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sparks-graph-")), "id_ed25519");
+const LAB_KEY_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "sparks-graph-"));
+const LAB_KEY_FILE = path.join(LAB_KEY_DIR, "id_ed25519");
+afterAll(() => fs.rmSync(LAB_KEY_DIR, { recursive: true, force: true }));
 fs.writeFileSync(LAB_KEY_FILE, "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n");
 
 /** Runs index.ts under mocks with `config` (as an `up`, or as a preview); returns every resource made and the exports. */
