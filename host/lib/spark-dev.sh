@@ -352,15 +352,16 @@ CONF
 
 # --- create's parts ---------------------------------------------------------------------------
 
-# True if ADDRESS is another container's, or one of this host's own.
-address_in_use() {
+# True if ADDRESS is another container's, or one of this host's own. A subshell: reading every
+# record must leave the caller's META_ values (the container being created) as they were.
+address_in_use() (
   local n
   for n in $(container_names); do
     read_meta "$n"
     [ "$META_ADDRESS" != "$1" ] || return 0
   done
   ip -o -4 addr show | grep -qF " $1/"
-}
+)
 
 # A create that made the container undoes it all if it fails before the end, so a failed first
 # create leaves nothing, but a home it found (kept from before) stays. One that found the

@@ -123,7 +123,12 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             GIT_SSH_COMMAND: `ssh -i ${pusherKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${path.join(checkout.dir, ".known_hosts.spark-1")}`,
         });
         const remoteMain = async () => (await run("git", ["ls-remote", SKILLS_URL, "refs/heads/main"])).stdout.split("\t")[0];
-        const curl = (urlPath: string) => run("curl", ["-sS", "--max-time", "10", "-w", "\n%{http_code}", `http://10.89.42.11:8080${urlPath}`]);
+        /** GET on the skills repo's port: the body and the status code. */
+        const curl = async (urlPath: string) => {
+            const out = mustSucceed(`curl ${urlPath}`, await run("curl", ["-sS", "--max-time", "10", "-w", "\n%{http_code}", `http://10.89.42.11:8080${urlPath}`])).stdout;
+            const end = out.lastIndexOf("\n");
+            return { body: out.slice(0, end), code: out.slice(end + 1) };
+        };
 
         test("anonymous clone over HTTP, /healthz, the skills list and text, and no push over HTTP", async () => {
             const outputs = JSON.parse(mustSucceed("outputs", await checkout.pulumi("stack", "output", "--json")).stdout);
@@ -133,9 +138,9 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             // Each container's verify step found the commit the skills repo's verify pushed, after a sync.
             for (const c of ["ada", "bob"]) expect(outputs.devContainers[c].verified.skills).toContain(`sparks-verify ${outputs.skillsRepo.verifyCommit}`);
 
-            const health = (await curl("/healthz")).stdout.split("\n");
-            expect(health[1]).toBe("200");
-            expect(JSON.parse(health[0])).toEqual({ status: "ok", head });
+            const health = await curl("/healthz");
+            expect(health.code).toBe("200");
+            expect(JSON.parse(health.body)).toEqual({ status: "ok", head });
             clone = path.join(checkout.dir, ".skills-clone");
             mustSucceed("clone", await run("git", ["clone", "-q", SKILLS_URL, clone]));
             expect(fs.readdirSync(clone).sort()).toEqual([".git", "README.md", "example-skill"]);
@@ -209,13 +214,13 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             expect([stranger.code !== 0, stranger.stderr]).toEqual([true, expect.stringContaining("Permission denied (publickey)")]);
             await onSpark1("chmod 0700 /srv/sparks/skills/skills.git");
             try {
-                const failing = (await curl("/healthz")).stdout.split("\n");
-                expect(failing[1]).toBe("503");
-                expect(JSON.parse(failing[0])).toMatchObject({ status: "failing", error: expect.stringContaining("the repo cannot be read") });
+                const failing = await curl("/healthz");
+                expect(failing.code).toBe("503");
+                expect(JSON.parse(failing.body)).toMatchObject({ status: "failing", error: expect.stringContaining("the repo cannot be read") });
             } finally {
                 await onSpark1("chmod 0755 /srv/sparks/skills/skills.git");
             }
-            expect((await curl("/healthz")).stdout.split("\n")[1]).toBe("200");
+            expect((await curl("/healthz")).code).toBe("200");
         });
     });
 
