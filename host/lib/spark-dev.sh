@@ -355,9 +355,9 @@ CONF
 # True if ADDRESS is another container's, or one of this host's own. A subshell: reading every
 # record must leave the caller's META_ values (the container being created) as they were.
 address_in_use() (
-  local n
-  for n in $(container_names); do
-    read_meta "$n"
+  local other
+  for other in $(container_names); do
+    read_meta "$other"
     [ "$META_ADDRESS" != "$1" ] || return 0
   done
   ip -o -4 addr show | grep -qF " $1/"
