@@ -43,7 +43,11 @@ export class CheckoutCopy {
 
     pulumi(...args: string[]): Promise<RunResult> { return this.shell('exec pulumi "$@" --stack dev --non-interactive', ...args); }
     up(...extra: string[]): Promise<RunResult> { return this.pulumi("up", "--yes", "--skip-preview", ...extra); }
-    sparks(...args: string[]): Promise<RunResult> { return this.shell('exec npx sparks "$@"', ...args); }
+    /** `npx sparks ARGS`, as users run it; npm's own warnings (a machine's npmrc) are not sparks' output. */
+    async sparks(...args: string[]): Promise<RunResult> {
+        const result = await this.shell('exec npx sparks "$@"', ...args);
+        return { ...result, stderr: result.stderr.replace(/^npm warn .*\n/gm, "") };
+    }
 
     async labHosts(): Promise<LabHost[]> {
         return JSON.parse(mustSucceed("lab status", await this.file("lab/sparks-lab", ["status", "--json"])).stdout);

@@ -211,7 +211,7 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             const stranger = await run("git", ["-C", clone, "push", SKILLS_PUSH, "HEAD:refs/heads/stranger"], {
                 env: { ...pushEnv(), GIT_SSH_COMMAND: pushEnv().GIT_SSH_COMMAND.replace(pusherKey, ownerKey) },
             });
-            expect([stranger.code !== 0, stranger.stderr]).toEqual([true, expect.stringContaining("Permission denied (publickey)")]);
+            expect([stranger.code !== 0, stranger.stderr]).toEqual([true, expect.stringContaining("sparks-skills@10.89.42.11: Permission denied (publickey")]);
             await onSpark1("chmod 0700 /srv/sparks/skills/skills.git");
             try {
                 const failing = await curl("/healthz");
