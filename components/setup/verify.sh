@@ -52,21 +52,30 @@ check_units() {
 }
 
 # The dev containers, each as `spark-dev verify` proves it (SSH in as dev, a KVM guest, the same
-# home). For `sparks verify` only: during an up, each container has its own verify step.
+# home). For `sparks verify` only: during an up, each container has its own verify step. A
+# stopped container with an idle stop is in a state its config asks for: it is started to be
+# verified (its idle stop stops it again); any other stopped container fails.
 check_devcontainers() {
-  local names name out failed=() passed=()
-  names=$(spark-dev list --json | python3 -c 'import json, sys; print(" ".join(c["name"] for c in json.load(sys.stdin)["containers"]))') ||
+  local containers name state idle out failed=() passed=() woken=()
+  containers=$(spark-dev list --json | python3 -c 'import json, sys
+for c in json.load(sys.stdin)["containers"]: print(c["name"], c["state"], c["idle_minutes"] or 0)') ||
     { echo "spark-dev list failed"; return 1; }
-  [ -n "$names" ] || { echo "no dev containers"; return 0; }
-  for name in $names; do
+  [ -n "$containers" ] || { echo "no dev containers"; return 0; }
+  while read -r name state idle; do
+    if [ "$state" = stopped ] && [ "$idle" != 0 ]; then
+      if ! out=$(spark-dev start "$name" 2>&1); then failed+=("$out"); continue; fi
+      woken+=("$name")
+    fi
     if out=$(spark-dev verify "$name" 2>&1); then passed+=("$name"); else failed+=("$out"); fi
-  done
+  done <<<"$containers"
   if ((${#failed[@]})); then
     printf '%s; ' "${failed[@]}"
     echo "see spark-dev status NAME and journalctl -u spark-dev@NAME"
     return 1
   fi
-  echo "dev containers ${passed[*]}: SSH as dev, a KVM guest booted, home in place, ~/skills in step with the skills repo where there is one"
+  printf 'dev containers %s: SSH as dev, a KVM guest booted, home in place, ~/skills in step with the skills repo where there is one' "${passed[*]}"
+  ((${#woken[@]} == 0)) || printf '; %s started from idle stop to be verified' "${woken[*]}"
+  echo
 }
 
 # The skills repo, if this host keeps it, as `spark-skills verify` proves it (healthz, a clone over
