@@ -33,10 +33,11 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         for (const db of Object.values(postgres)) secrets.add(decodeURIComponent(new URL(db.uri).password));
     };
 
-    /** Samples every host's process list until stopped; a host that is not up yet is waited for. */
+    /** Samples every host's process list until stopped; a host that is not up yet is waited for.
+     *  Each sampler also ends once this test process is gone, so a killed run leaves none looping. */
     function sampleProcesses(names: string[]): () => void {
         const samplers: ChildProcess[] = names.map((name) => spawn("bash", ["-c",
-            `until lab/sparks-lab ssh ${name} 'while :; do ps -eww -o args; sleep 0.1; done'; do sleep 0.5; done`],
+            `while kill -0 ${process.pid} 2>/dev/null; do lab/sparks-lab ssh ${name} 'while :; do ps -eww -o args; sleep 0.1; done'; sleep 0.5; done`],
         { cwd: copy, env, detached: true, stdio: ["ignore", "pipe", "ignore"] }));
         for (const sampler of samplers) sampler.stdout!.on("data", (d) => processSamples.push(String(d)));
         return () => {
