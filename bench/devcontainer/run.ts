@@ -9,20 +9,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { sparkPgHost } from "../../test/host/labHost";
+import { medianRow as line, option } from "../stats";
 
-function option(name: string, fallback: string): string {
-    const at = process.argv.indexOf(`--${name}`);
-    return at > 0 ? process.argv[at + 1] : fallback;
-}
-const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
-const median = (values: number[]) => {
-    const s = sorted(values);
-    const mid = Math.floor(s.length / 2);
-    return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
-const line = (label: string, values: number[], unit: (v: number) => string) =>
-    `| ${label} | ${unit(median(values))} | ${unit(sorted(values)[0])} - ${unit(sorted(values).at(-1)!)} |`;
 
 (async () => {
     const runs = Number(option("runs", "7"));

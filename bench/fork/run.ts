@@ -9,21 +9,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import { sparkPgHost } from "../../test/host/labHost";
+import { median, option } from "../stats";
 
 interface Sample { method: string; scale: number; bytes: number; load: string; run: number; ms?: number; error?: string }
 
 const METHODS = ["btrfs-fork", "file-copy", "wal-log", "dump-restore"];
-
-function option(name: string, fallback: string): string {
-    const at = process.argv.indexOf(`--${name}`);
-    return at > 0 ? process.argv[at + 1] : fallback;
-}
-
-const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 function report(samples: Sample[]): string {
     const columns = [...new Set(samples.map((s) => `${s.scale}/${s.load}`))];

@@ -9,19 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { sparkPgHost } from "../../test/host/labHost";
-
-function option(name: string, fallback: string): string {
-    const at = process.argv.indexOf(`--${name}`);
-    return at > 0 ? process.argv[at + 1] : fallback;
-}
-const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
-const median = (values: number[]) => {
-    const s = sorted(values);
-    const mid = Math.floor(s.length / 2);
-    return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
-const line = (label: string, values: number[]) =>
-    `| ${label} | ${Math.round(median(values))} ms | ${sorted(values)[0]} - ${sorted(values).at(-1)} ms |`;
+import { medianRow as line, option } from "../stats";
 
 (async () => {
     const runs = Number(option("runs", "7"));
