@@ -10,5 +10,6 @@ export const hosts = fleet.hosts;
 export const postgres = fleet.postgres;
 /** Per dev container: its state, address, image, limits and packages, and what its verify found. */
 export const devContainers = fleet.devContainers;
-/** The skills repo, if the stack has one: its clone and push URLs, main's commit, verify's commit. */
-export const skillsRepo = fleet.skillsRepo;
+/** The skills repo, if the stack has one: its clone and push URLs, main's commit, verify's commit.
+ *  null without one (an undefined output would make every preview warn). */
+export const skillsRepo = fleet.skillsRepo ?? null;

@@ -12,7 +12,7 @@ import { HostRunner } from "./hostAccess";
 export const SPARK_SKILLS = path.join(__dirname, "..", "host", "bin", "spark-skills");
 
 export interface SkillsOutputs {
-    skillsRepo?: { url: string; pushUrl: string; host: string; head: string | null };
+    skillsRepo?: { url: string; pushUrl: string; host: string; head: string | null } | null;
     devContainers?: Record<string, { host?: string; skills_url?: string | null }>;
 }
 
@@ -35,7 +35,7 @@ export function serverOf(url: string): string {
 export function repoUrl(url: string | undefined, outputs: SkillsOutputs | undefined): string {
     if (url !== undefined) return url;
     const repo = outputs?.skillsRepo;
-    if (repo === undefined) throw new Error("the stack has no skills repo (sparks:skillsRepo in its config, then pulumi up)");
+    if (repo === undefined || repo === null) throw new Error("the stack has no skills repo (sparks:skillsRepo in its config, then pulumi up)");
     return repo.url;
 }
 
