@@ -168,29 +168,34 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         mustSucceed("up", await checkout.up());
     });
 
-    test("fault: a host that goes down during an up blocks only its own changes, and the next up converges", async () => {
+    test("fault: a host that drops off the network during an up fails at most its own changes, and the next up converges", async () => {
         // Three dials per command, not the default six: the behaviour is the same, the wait shorter.
         checkout.editConfig((c) => { c["sparks:ssh"] = { ...(c["sparks:ssh"] ?? {}), connectAttempts: 3 }; });
-        // A tool edit changes both hosts: spark-2 goes off the network as soon as its copy starts.
+        // A tool edit changes both hosts: spark-2 goes off the network as soon as its copy starts,
+        // for 20 s. (Off for good, a command caught mid-transfer would wait for TCP to give up,
+        // about 15 minutes: see README, "When things go wrong during up". A host that is down
+        // for a whole up is test/e2e/fleet.test.ts's.)
         fs.appendFileSync(path.join(copy, "host", "libexec", "spark-pg-version"), "# edited during the down-host fault\n");
         const spark2 = (await checkout.labHosts()).find((h) => h.name === "spark-2")!;
         const running = spawn("bash", ["-c", "source toolchain/env.sh && exec pulumi up --yes --skip-preview --stack dev --non-interactive"], { cwd: copy, env });
         let output = "";
-        let tookDown: Promise<void> | undefined;
+        let outage: Promise<void> | undefined;
         const exited = new Promise<number>((resolve) => running.on("exit", (code) => resolve(code ?? 1)));
         for (const stream of [running.stdout, running.stderr]) {
             stream.on("data", (d) => {
                 output += String(d);
-                if (tookDown === undefined && /spark-2-tools-copy/.test(output)) tookDown = setHostReachable(spark2, false);
+                if (outage === undefined && /spark-2-tools-copy/.test(output)) {
+                    outage = setHostReachable(spark2, false).then(() => new Promise((r) => setTimeout(r, 20_000))).then(() => setHostReachable(spark2, true));
+                }
             });
         }
         const code = await exited;
         checkout.seen.push(output);
-        expect(tookDown).toBeDefined();
-        await tookDown;
-        await setHostReachable(spark2, true);
-        expect(code).not.toBe(0);
-        expect(output).toMatch(/spark-2/);
+        expect(outage).toBeDefined();
+        await outage;
+        // spark-1's part went through; whatever failed was spark-2's.
+        expect(output).toMatch(/spark-1-tools-copy/);
+        if (code !== 0) expect(output.split("\n").filter((l) => /error:/.test(l) && /spark-1/.test(l))).toEqual([]);
         mustSucceed("up after the host came back", await checkout.up());
         mustSucceed("preview", await checkout.pulumi("preview", "--expect-no-changes"));
         await checkout.verifyGreen();
