@@ -75,9 +75,9 @@ export class SkillsRepo extends pulumi.ComponentResource {
             triggers: [host.hostKey],
         }, { parent: this, dependsOn: [served] });
         this.verifyCommit = this.verified.stdout.apply((out) => String(JSON.parse(out).verify_commit));
-        this.status = pulumi.all([served.stdout, this.verified.stdout]).apply(([initOut, verifyOut]): SkillsRepoStatus => {
+        this.status = pulumi.all([served.stdout, this.verifyCommit]).apply(([initOut, verifyCommit]): SkillsRepoStatus => {
             const made = JSON.parse(initOut) as { url: string; push_url: string; head: string | null };
-            return { url: made.url, pushUrl: made.push_url, host: host.spec.name, head: made.head, verifyCommit: String(JSON.parse(verifyOut).verify_commit) };
+            return { url: made.url, pushUrl: made.push_url, host: host.spec.name, head: made.head, verifyCommit };
         });
         this.registerOutputs({ status: this.status });
     }

@@ -202,14 +202,6 @@ container_json() {
 
 # --- units ------------------------------------------------------------------------------------
 
-# The static unit, put back if missing or changed (as spark-pg does).
-ensure_unit() {
-  local ours=$SPARK_TOOL_HOME/systemd/spark-dev@.service target=$UNIT_DIR/spark-dev@.service
-  cmp -s "$ours" "$target" && return 0
-  install -m 0644 "$ours" "$target"
-  systemctl daemon-reload
-}
-
 # CPU and memory limits as a drop-in of NAME's unit, applied to a running container at once.
 write_limits() {
   local name=$1 dropin props=()
@@ -236,7 +228,7 @@ write_limits() {
 
 start_container() {
   local name=$1 out
-  ensure_unit
+  install_unit spark-dev@.service
   if ! out=$(systemctl enable --now "$(unit_name "$name")" 2>&1); then
     die "'$name' did not start: $(journalctl -u "$(unit_name "$name")" -n 3 --no-pager -o cat 2>/dev/null | tr '\n' ' ')${out:+ ($out)}"
   fi

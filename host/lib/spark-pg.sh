@@ -12,7 +12,6 @@
 SPARK_TOOL=spark-pg
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_SOCKET_DIR=/run/postgresql
-UNIT_DIR=/etc/systemd/system
 SYSTEM_CONF=/etc/sparks/spark-pg.conf
 RUN_DIR=/run/spark-pg
 TLS_DIR=/etc/sparks/tls
@@ -458,15 +457,11 @@ password_sql() {
 # Installs spark-pg@.service if it is missing or differs from ours; reloads systemd only then.
 # The unit reads SPARK_PG_ROOT from the system config, so a SPARK_PG_CONF elsewhere must agree.
 ensure_unit() {
-  local ours=$SPARK_TOOL_HOME/systemd/spark-pg@.service target=$UNIT_DIR/spark-pg@.service
   if [ "${SPARK_PG_CONF:-$SYSTEM_CONF}" != "$SYSTEM_CONF" ]; then
     grep -qxE "SPARK_PG_ROOT=[\"']?${ROOT}[\"']?" "$SYSTEM_CONF" 2>/dev/null ||
       die "spark-pg@.service reads $SYSTEM_CONF, whose SPARK_PG_ROOT is not $ROOT"
   fi
-  cmp -s "$ours" "$target" && return 0
-  cp "$ours" "$target.tmp"
-  mv -f "$target.tmp" "$target"
-  systemctl daemon-reload || die "systemctl daemon-reload failed"
+  install_unit spark-pg@.service
 }
 
 # Enables and starts NAME; returns once the postmaster reports ready (Type=notify). No daemon-reload:
@@ -621,13 +616,7 @@ instance_json() {
     "$(json_str_or_null "$META_OWNER")"
 }
 
-# An IPv6 address in a URI goes in brackets. Clients verify the host's certificate (spark-pg cert).
-uri_host() {
-  local h
-  h=$(public_host)
-  if [[ $h == *:* ]]; then printf '[%s]' "$h"; else printf '%s' "$h"; fi
-}
-
+# Clients verify the host's certificate (spark-pg cert).
 instance_uri() {
-  printf 'postgresql://spark@%s:%s/spark?sslmode=verify-full' "$(uri_host)" "$META_PORT"
+  printf 'postgresql://spark@%s:%s/spark?sslmode=verify-full' "$(url_host "$(public_host)")" "$META_PORT"
 }

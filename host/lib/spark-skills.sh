@@ -71,11 +71,6 @@ write_meta() {
   printf 'PORT=%s\nADDRESS=%s\nSSH_PORT=%s\nCREATED=%s\n' "$META_PORT" "$META_ADDRESS" "$META_SSH_PORT" "$META_CREATED" | write_file "$META" 0644
 }
 
-# An address as a URL's host part: IPv6 in brackets.
-url_host() {
-  if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi
-}
-
 http_url() { printf 'http://%s:%s/skills.git' "$(url_host "$META_ADDRESS")" "$META_PORT"; }
 # scp-like on port 22 (what people type), a URL on any other.
 push_url() {
@@ -207,18 +202,10 @@ serve() {
   sed -e "s|@PORT@|$META_PORT|g" -e "s|@BIND@|$bind|g" -e "s|@REPO@|$REPO|g" -e "s|@ETC@|$ETC_DIR|g" \
     -e "s|@HOME@|$SPARK_TOOL_HOME|g" "$SPARK_TOOL_HOME/share/spark-skills/lighttpd.conf" | write_file "$conf" 0644
   after=$(cat "$conf" "$gitconfig" | sha256sum)
-  install_unit
+  install_unit "$UNIT"
   systemctl enable --quiet "$UNIT"
   if [ "$before" != "$after" ]; then systemctl restart "$UNIT"; else systemctl start "$UNIT"; fi
   wait_healthy
-}
-
-# The static unit, put back if missing or changed (as spark-pg and spark-dev do theirs).
-install_unit() {
-  if ! cmp -s "$SPARK_TOOL_HOME/systemd/$UNIT" "/etc/systemd/system/$UNIT"; then
-    cp "$SPARK_TOOL_HOME/systemd/$UNIT" "/etc/systemd/system/$UNIT"
-    systemctl daemon-reload
-  fi
 }
 
 wait_healthy() {

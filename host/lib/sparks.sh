@@ -219,6 +219,21 @@ btrfs_run() {
   fi
 }
 
+# install_unit FILE: the tool's static unit (systemd/FILE) in /etc/systemd/system, put back
+# through a temp file and a rename when missing or changed; systemd is reloaded only then.
+install_unit() {
+  local ours=$SPARK_TOOL_HOME/systemd/$1 target=/etc/systemd/system/$1
+  cmp -s "$ours" "$target" && return 0
+  install -m 0644 "$ours" "$target.tmp"
+  mv -f "$target.tmp" "$target"
+  systemctl daemon-reload || die "systemctl daemon-reload failed"
+}
+
+# An address as a URL's host part: IPv6 in brackets.
+url_host() {
+  if [[ $1 == *:* ]]; then printf '[%s]' "$1"; else printf '%s' "$1"; fi
+}
+
 # check_number OPTION MIN MAX: the option, if given, is a whole number in range.
 check_number() {
   local v=${OPT[$1]:-}
