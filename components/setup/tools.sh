@@ -49,12 +49,12 @@ create)
     printf 'SPARK_SKILLS_ROOT=%s\n' "$SKILLS_DIR" >/etc/sparks/spark-skills.conf.new
     mv /etc/sparks/spark-skills.conf.new /etc/sparks/spark-skills.conf
     systemctl daemon-reload
-    systemctl enable --now spark-dev-idle.timer >/dev/null 2>&1
+    systemctl enable --now spark-dev-idle.timer spark-pg-expire.timer >/dev/null 2>&1
     echo "tools: $TOOLS_HASH installed in $dest"
     ;;
 delete)
     units=$(systemctl list-units 'spark-pg@*' 'spark-dev@*' --all --plain --no-legend | awk '{print $1}')
-    for unit in $units spark-dev-idle.timer spark-skills-http.service; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+    for unit in $units spark-dev-idle.timer spark-pg-expire.timer spark-skills-http.service; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
     if [ -d "$dest" ]; then
         for tool in "$dest"/bin/*; do rm -f "/usr/local/bin/$(basename "$tool")"; done
         for unit in "$dest"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$unit")"; done

@@ -5,8 +5,11 @@
 # An instance NAME is the btrfs subvolume $SPARK_PG_ROOT/NAME (root's, 0755) holding:
 #   data/           the PostgreSQL 15 data directory, WAL included, so one snapshot is consistent;
 #                   the postgres user's: root never writes, reads or removes a path inside it
-#   spark-pg.meta   KEY=value lines: NAME ID PORT SOURCE SOURCE_ID CREATED OWNER STATUS
-# The systemd unit spark-pg@NAME runs its postmaster. Locks live in the root-only $RUN_DIR, the
+#   spark-pg.meta   KEY=value lines: NAME ID PORT SOURCE SOURCE_ID SOURCE_SNAPSHOT CREATED OWNER
+#                   PROTECTED EXPIRES STATUS
+# Its named snapshots are read-only subvolumes $SPARK_PG_ROOT/.snapshots/NAME/SNAP, each with
+# SNAP.meta beside it (KEY=value: NAME INSTANCE INSTANCE_ID CREATED OWNER STATUS); the dot keeps
+# them out of the instance names. The systemd unit spark-pg@NAME runs its postmaster. Locks live in the root-only $RUN_DIR, the
 # host's TLS key and certificate in $TLS_DIR. Nothing else is kept anywhere.
 
 SPARK_TOOL=spark-pg
@@ -27,6 +30,9 @@ CHECKPOINT_TIMEOUT=30
 # A fork's source is checkpointed first only past this much WAL since its last checkpoint:
 # replaying 16 MB takes a fraction of a second, a checkpoint under write load often longer.
 CHECKPOINT_MIN_WAL=$((16 * 1048576))
+# fork --ttl: a whole number of minutes, hours or days, up to a year.
+TTL_RE='^([1-9][0-9]{0,5})([mhd])$'
+TTL_MAX_S=$((366 * 86400))
 # shellcheck source=sparks.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/sparks.sh"
 
@@ -139,7 +145,7 @@ require_instance() {
 read_meta() {
   local name=$1 file line uuid='^[0-9a-f-]{36}$'
   file=$(meta_file "$name")
-  META_NAME='' META_ID='' META_PORT='' META_SOURCE='' META_SOURCE_ID='' META_CREATED='' META_OWNER=''
+  clear_meta
   META_STATUS=ready META_HEALTH=ok META_PROBLEM=''
   if [ ! -f "$file" ]; then
     META_HEALTH=partial META_PROBLEM='no metadata: its create was interrupted'
@@ -152,32 +158,48 @@ read_meta() {
       PORT=*) META_PORT=${line#*=} ;;
       SOURCE=*) META_SOURCE=${line#*=} ;;
       SOURCE_ID=*) META_SOURCE_ID=${line#*=} ;;
+      SOURCE_SNAPSHOT=*) META_SOURCE_SNAPSHOT=${line#*=} ;;
       CREATED=*) META_CREATED=${line#*=} ;;
       OWNER=*) META_OWNER=${line#*=} ;;
+      PROTECTED=*) META_PROTECTED=${line#*=} ;;
+      EXPIRES=*) META_EXPIRES=${line#*=} ;;
       STATUS=*) META_STATUS=${line#*=} ;;
     esac
   done <"$file" || true
   [[ $META_PORT =~ ^[0-9]{4,5}$ ]] || META_PORT=''
-  if ! [[ $META_NAME =~ $NAME_RE && $META_ID =~ $uuid && -n $META_PORT && $META_CREATED =~ ^[0-9T:Z-]{20}$ &&
+  if ! [[ $META_NAME =~ $NAME_RE && $META_ID =~ $uuid && -n $META_PORT && $META_CREATED =~ $UTC_RE &&
     ($META_SOURCE == '' || $META_SOURCE =~ $NAME_RE) && ($META_SOURCE_ID == '' || $META_SOURCE_ID =~ $uuid) &&
+    ($META_SOURCE_SNAPSHOT == '' || $META_SOURCE_SNAPSHOT =~ $NAME_RE) && $META_PROTECTED =~ ^(true|false)$ &&
+    ($META_EXPIRES == '' || $META_EXPIRES =~ $UTC_RE) &&
     ($META_OWNER == '' || $META_OWNER =~ $OWNER_RE) && $META_STATUS =~ ^(creating|ready)$ ]]; then
-    META_NAME='' META_ID='' META_SOURCE='' META_SOURCE_ID='' META_CREATED='' META_OWNER=''
-    META_HEALTH=corrupt META_PROBLEM="invalid metadata in $file"
+    local port=$META_PORT
+    clear_meta
+    META_PORT=$port META_HEALTH=corrupt META_PROBLEM="invalid metadata in $file"
   elif [ "$META_NAME" != "$name" ]; then
     # The source's record, copied by the snapshot: none of it (its port included) is this one's.
-    META_NAME='' META_ID='' META_PORT='' META_SOURCE='' META_SOURCE_ID='' META_CREATED='' META_OWNER=''
+    clear_meta
     META_HEALTH=partial META_PROBLEM='a snapshot without its own metadata: its fork was interrupted'
   elif [ "$META_STATUS" = creating ]; then
     META_HEALTH=partial META_PROBLEM='its create was interrupted'
   fi
 }
 
+UTC_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
+clear_meta() {
+  META_NAME='' META_ID='' META_PORT='' META_SOURCE='' META_SOURCE_ID='' META_SOURCE_SNAPSHOT='' META_CREATED=''
+  META_OWNER='' META_PROTECTED=false META_EXPIRES=''
+}
+
 # write_meta NAME STATUS: NAME's record from the META_* values; STATUS is creating until its
 # verb has finished, then ready.
 write_meta() {
-  printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nCREATED=%s\nOWNER=%s\nSTATUS=%s\n' "$1" "$META_ID" \
-    "$META_PORT" "$META_SOURCE" "$META_SOURCE_ID" "$META_CREATED" "$META_OWNER" "$2" | write_file "$(meta_file "$1")" 0644
+  printf 'NAME=%s\nID=%s\nPORT=%s\nSOURCE=%s\nSOURCE_ID=%s\nSOURCE_SNAPSHOT=%s\nCREATED=%s\nOWNER=%s\nPROTECTED=%s\nEXPIRES=%s\nSTATUS=%s\n' \
+    "$1" "$META_ID" "$META_PORT" "$META_SOURCE" "$META_SOURCE_ID" "$META_SOURCE_SNAPSHOT" "$META_CREATED" "$META_OWNER" \
+    "$META_PROTECTED" "$META_EXPIRES" "$2" | write_file "$(meta_file "$1")" 0644
 }
+
+# What a fork was made from, as fork takes it: SOURCE or SOURCE@SNAPSHOT.
+source_spec() { printf '%s' "$META_SOURCE${META_SOURCE_SNAPSHOT:+@$META_SOURCE_SNAPSHOT}"; }
 
 # Names of the whole instances forked from the instance with ID $1.
 forks_of() {
@@ -202,7 +224,7 @@ remove_instance() {
 #          create by the same requester, to be finished rather than refused
 # Any other NAME is refused: a create never touches what someone else made.
 check_existing() {
-  local name=$1 owner=$2 source=$3
+  local name=$1 owner=$2 source=$3 made_from
   EXISTING=none
   [ -e "$(inst_dir "$name")" ] || [ -L "$(inst_dir "$name")" ] || return 0
   is_subvolume "$(inst_dir "$name")" || die "'$name' already exists"
@@ -210,8 +232,9 @@ check_existing() {
   case $META_HEALTH in
     ok)
       if [ -z "$owner" ] || [ "$META_OWNER" != "$owner" ]; then die "'$name' already exists"; fi
-      [ "$META_SOURCE" = "$source" ] ||
-        die "'$name' already exists, made from '${META_SOURCE:-nothing}', not '${source:-nothing}'"
+      made_from=$(source_spec)
+      [ "$made_from" = "$source" ] ||
+        die "'$name' already exists, made from '${made_from:-nothing}', not '${source:-nothing}'"
       EXISTING=adopt ;;
     partial)
       [ -z "$META_OWNER" ] || [ "$META_OWNER" = "$owner" ] || die "'$name' already exists"
@@ -236,6 +259,254 @@ bring_up_instance() {
     [ -z "$PASSWORD" ] || password_sql "$PASSWORD"
     printf 'SELECT pg_reload_conf();\n'
   } | pg_sql "$META_PORT" postgres >/dev/null 2>&1 || die "could not finish '$name' (password or reload)"
+}
+
+# "TOTAL EXCLUSIVE" bytes of the subvolume at PATH, from `btrfs filesystem du` (0 0 if it cannot
+# be read): exclusive is what deleting it would free, the rest it shares with other subvolumes.
+disk_use() {
+  local out total exclusive
+  out=$(btrfs filesystem du -s --raw "$1" 2>/dev/null | tail -n 1) || out=''
+  read -r total exclusive _ <<<"$out"
+  [[ $total =~ ^[0-9]+$ && $exclusive =~ ^[0-9]+$ ]] || { total=0 exclusive=0; }
+  printf '%s %s' "$total" "$exclusive"
+}
+
+# --- named snapshots --------------------------------------------------------------------------
+
+snap_root() { printf '%s/.snapshots' "$ROOT"; }
+snap_dir() { printf '%s/.snapshots/%s' "$ROOT" "$1"; }
+snap_path() { printf '%s/.snapshots/%s/%s' "$ROOT" "$1" "$2"; }
+snap_meta_file() { printf '%s/.snapshots/%s/%s.meta' "$ROOT" "$1" "$2"; }
+
+check_snap_name() {
+  [[ $1 =~ $NAME_RE ]] || die "invalid snapshot name '$(printable "$1")' (want ${NAME_RE})"
+}
+
+# SOURCE or SOURCE@SNAP (how fork and the stack config name a snapshot) into SPEC_NAME, SPEC_SNAP.
+parse_source_spec() {
+  SPEC_NAME=${1%%@*} SPEC_SNAP=''
+  [[ $1 != *@* ]] || SPEC_SNAP=${1#*@}
+  check_name "$SPEC_NAME"
+  [[ $1 != *@* ]] || check_snap_name "$SPEC_SNAP"
+}
+
+# The directories of snapshots: root's and 0700 like RUN_DIR, refused if anything else.
+ensure_snap_dir() {
+  local d
+  for d in "$(snap_root)" "$(snap_dir "$1")"; do
+    [ -e "$d" ] || [ -L "$d" ] || mkdir -m 0700 "$d" 2>/dev/null || true
+    if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c '%u %a' "$d")" != "0 700" ]; then
+      die "$d is not a root-only directory (root's, 0700, not a symlink); refusing to use it"
+    fi
+  done
+}
+
+# Reads SNAP.meta of NAME's SNAP into SNAP_*; never fails. SNAP_HEALTH: ok; partial (a snapshot
+# verb that did not finish: no record, STATUS=creating, or no subvolume); corrupt.
+read_snap_meta() {
+  local name=$1 snap=$2 file line uuid='^[0-9a-f-]{36}$'
+  file=$(snap_meta_file "$name" "$snap")
+  SNAP_NAME='' SNAP_INSTANCE='' SNAP_INSTANCE_ID='' SNAP_CREATED='' SNAP_OWNER='' SNAP_STATUS='' SNAP_HEALTH=ok SNAP_PROBLEM=''
+  if [ ! -f "$file" ]; then
+    SNAP_HEALTH=partial SNAP_PROBLEM='no metadata: its snapshot was interrupted'
+    return 0
+  fi
+  while IFS= read -r line; do
+    case $line in
+      NAME=*) SNAP_NAME=${line#*=} ;;
+      INSTANCE=*) SNAP_INSTANCE=${line#*=} ;;
+      INSTANCE_ID=*) SNAP_INSTANCE_ID=${line#*=} ;;
+      CREATED=*) SNAP_CREATED=${line#*=} ;;
+      OWNER=*) SNAP_OWNER=${line#*=} ;;
+      STATUS=*) SNAP_STATUS=${line#*=} ;;
+    esac
+  done <"$file" || true
+  if ! [[ $SNAP_NAME == "$snap" && $SNAP_INSTANCE == "$name" && $SNAP_INSTANCE_ID =~ $uuid && $SNAP_CREATED =~ $UTC_RE &&
+    ($SNAP_OWNER == '' || $SNAP_OWNER =~ $OWNER_RE) && $SNAP_STATUS =~ ^(creating|ready)$ ]]; then
+    SNAP_HEALTH=corrupt SNAP_PROBLEM="invalid metadata in $file"
+  elif [ "$SNAP_STATUS" = creating ] || ! is_subvolume "$(snap_path "$name" "$snap")"; then
+    SNAP_HEALTH=partial SNAP_PROBLEM='its snapshot was interrupted'
+  fi
+}
+
+# write_snap_meta NAME SNAP STATUS, from the SNAP_* values.
+write_snap_meta() {
+  printf 'NAME=%s\nINSTANCE=%s\nINSTANCE_ID=%s\nCREATED=%s\nOWNER=%s\nSTATUS=%s\n' "$2" "$1" "$SNAP_INSTANCE_ID" \
+    "$SNAP_CREATED" "$SNAP_OWNER" "$3" | write_file "$(snap_meta_file "$1" "$2")" 0600
+}
+
+# NAME's snapshots, whole or not (a subvolume or a record), sorted.
+snapshot_names() {
+  local d f n
+  d=$(snap_dir "$1")
+  [ -d "$d" ] || return 0
+  for f in "$d"/*; do
+    n=${f##*/}
+    n=${n%.meta}
+    [[ $n =~ $NAME_RE ]] && printf '%s\n' "$n"
+  done | sort -u
+}
+
+# A whole snapshot SNAP of NAME as it is now (ID: a snapshot of an instance destroyed and made
+# again under the same name is not this one's), SNAP_* read; or dies naming why not.
+require_snapshot() {
+  local name=$1 snap=$2 id=$3
+  [ -e "$(snap_meta_file "$name" "$snap")" ] || [ -e "$(snap_path "$name" "$snap")" ] ||
+    die "'$name' has no snapshot '$snap' (see spark-pg snapshots $name)"
+  read_snap_meta "$name" "$snap"
+  [ "$SNAP_HEALTH" = ok ] || die "snapshot '$snap' of '$name' is broken ($SNAP_PROBLEM); drop it"
+  [ "$SNAP_INSTANCE_ID" = "$id" ] || die "snapshot '$snap' was taken of an earlier instance named '$name'; drop it"
+}
+
+# Deletes NAME's SNAP (subvolume, then record), whole or not; NAME's directory goes with its last.
+remove_snapshot() {
+  local path
+  path=$(snap_path "$1" "$2")
+  if is_subvolume "$path"; then btrfs_run subvolume delete "$path"; fi
+  rm -f -- "$(snap_meta_file "$1" "$2")"
+  rmdir "$(snap_dir "$1")" 2>/dev/null || true
+}
+
+# The whole instances made from snapshot SNAP of the instance with ID ID (fork NAME@SNAP).
+forks_of_snapshot() {
+  local n
+  while IFS= read -r n; do
+    read_meta "$n"
+    [ "$META_HEALTH" = ok ] && [ "$META_SOURCE_ID" = "$1" ] && [ "$META_SOURCE_SNAPSHOT" = "$2" ] && printf '%s\n' "$n"
+  done < <(instance_names)
+  return 0
+}
+
+# Before a hot snapshot: a running instance on PORT gets a CHECKPOINT (bounded to 30 s; a failed
+# one only makes recovery longer), unless it wrote under 16 MB of WAL since its last one. Prints
+# true if it was running (the snapshot is taken hot), else false.
+checkpoint_before_snapshot() {
+  local name=$1 port=$2
+  if ! postmaster_running "$name"; then printf false; return 0; fi
+  pg_sql "$port" postgres >/dev/null 2>&1 <<EOF || true
+SET statement_timeout = '${CHECKPOINT_TIMEOUT}s';
+SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn) >= $CHECKPOINT_MIN_WAL AS stale
+  FROM pg_control_checkpoint() \gset
+\if :stale
+CHECKPOINT;
+\endif
+EOF
+  printf true
+}
+
+# --- protection and expiry --------------------------------------------------------------------
+
+# refuse_if_protected NAME VERB: a protected instance is not destroyed, reset or rolled back
+# without --force.
+refuse_if_protected() {
+  [ "$META_PROTECTED" != true ] || opt --force ||
+    die "'$1' is protected; $2 it anyway with --force, or spark-pg unprotect $1 first"
+}
+
+# protect and unprotect: set_protection NAME true|false, and report it.
+set_protection() {
+  local name=$1
+  check_name "$name"
+  load_config
+  cd /
+  take_name_lock "$name"
+  require_instance "$name"
+  META_PROTECTED=$2
+  write_meta "$name" ready
+  if opt --json; then printf '{"name":%s,"protected":%s}\n' "$(json_str "$name")" "$META_PROTECTED"
+  elif [ "$2" = true ]; then printf '%s is protected\n' "$name"
+  else printf '%s is no longer protected\n' "$name"; fi
+}
+
+# --ttl DURATION (30m, 8h, 7d) as the UTC time it ends, counted from now.
+ttl_expiry() {
+  [[ $1 =~ $TTL_RE ]] || die "invalid --ttl '$(printable "$1")' (want a whole number of m, h or d: 30m, 8h, 7d)"
+  local n=$((10#${BASH_REMATCH[1]})) seconds
+  case ${BASH_REMATCH[2]} in m) seconds=$((n * 60)) ;; h) seconds=$((n * 3600)) ;; *) seconds=$((n * 86400)) ;; esac
+  ((seconds <= TTL_MAX_S)) || die "invalid --ttl '$1' (at most 366d)"
+  date -u -d "@$(($(date +%s) + seconds))" +%Y-%m-%dT%H:%M:%SZ
+}
+
+# True if the record read (META_*) has an expiry that has passed.
+expired() {
+  [ -n "$META_EXPIRES" ] && [[ "$META_EXPIRES" < "$(utc_now)" || "$META_EXPIRES" == "$(utc_now)" ]]
+}
+
+# --- replacing an instance's data (rollback, reset) -------------------------------------------
+
+# Role spark's password as Postgres stores it (a SCRAM verifier, or '' for none), from NAME's
+# running postmaster on PORT: rollback and reset put it back on the data they bring.
+spark_verifier() {
+  local v
+  v=$(pg_sql "$2" postgres <<<"SELECT coalesce(rolpassword, '') FROM pg_authid WHERE rolname = 'spark';" 2>/dev/null) ||
+    die "could not read role spark's password on '$1'"
+  [ -z "$v" ] || [[ $v =~ ^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$ ]] ||
+    die "role spark's password on '$1' is not a SCRAM-SHA-256 verifier; set it with ALTER ROLE ... PASSWORD under scram-sha-256 first"
+  printf '%s' "$v"
+}
+
+# Client sessions on the postmaster on PORT (0 if it does not answer).
+client_sessions() {
+  pg_sql "$1" postgres <<<"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid();" 2>/dev/null || printf 0
+}
+
+# replace_data NAME FROM: NAME's data becomes a writable snapshot of the subvolume FROM (one of
+# its snapshots, or its source), keeping NAME's record, port and role spark's password. Its
+# sessions end (Postgres tells each "terminating connection due to administrator command");
+# DISCONNECTED says how many. The old data stays aside until the new runs, and comes back if
+# anything fails before. NAME's lock is held and META_* read. NAME runs after, even if it did not.
+replace_data() {
+  local name=$1 from=$2 dir verifier
+  dir=$(inst_dir "$name")
+  DISCONNECTED=0
+  if postmaster_running "$name"; then
+    DISCONNECTED=$(client_sessions "$META_PORT")
+  else
+    # Its password lives in its data: it is started to read it.
+    ensure_unit
+    start_unit "$name"
+  fi
+  verifier=$(spark_verifier "$name" "$META_PORT")
+  REPLACED_ASIDE=$ROOT/.replaced-$name-$(new_id) REPLACING=$name
+  trap undo_replace EXIT
+  trap 'exit 130' INT TERM HUP
+  stop_unit "$name"
+  postmaster_running "$name" && die "'$name' is running outside systemd; stop that postmaster first"
+  mv -T -- "$dir" "$REPLACED_ASIDE" || die "could not move '$name' aside"
+  fault_point aside
+  btrfs_run subvolume snapshot "$from" "$dir"
+  # NAME's own record as it was: the snapshot holds its source's, or an older one.
+  write_meta "$name" ready
+  remove_pid_file "$name"
+  write_postgresql_conf "$name" "$META_PORT"
+  write_hba "$name" locked
+  ensure_cert
+  start_unit "$name"
+  fault_point started
+  {
+    printf "SET log_statement = 'none';\nSET log_min_error_statement = 'panic';\nSET log_min_duration_statement = -1;\n"
+    if [ -n "$verifier" ]; then printf "ALTER ROLE spark PASSWORD '%s';\n" "$verifier"; else printf 'ALTER ROLE spark PASSWORD NULL;\n'; fi
+  } | pg_sql "$META_PORT" postgres >/dev/null 2>&1 || die "could not put role spark's password back on '$name'"
+  write_hba "$name" open
+  pg_sql "$META_PORT" postgres <<<'SELECT pg_reload_conf();' >/dev/null 2>&1 || die "could not reload '$name'"
+  REPLACING=''
+  trap - EXIT
+  btrfs subvolume delete "$REPLACED_ASIDE" >/dev/null 2>&1 || true
+}
+
+# A replace_data that failed: the new data goes, the old comes back and runs again.
+REPLACING=''
+undo_replace() {
+  [ -n "$REPLACING" ] || return 0
+  local dir
+  dir=$(inst_dir "$REPLACING")
+  systemctl stop "$(unit_name "$REPLACING")" >/dev/null 2>&1 || true
+  if [ -d "$REPLACED_ASIDE" ]; then
+    if is_subvolume "$dir"; then btrfs subvolume delete "$dir" >/dev/null 2>&1 || true; fi
+    mv -T -- "$REPLACED_ASIDE" "$dir" 2>/dev/null || true
+  fi
+  systemctl reset-failed "$(unit_name "$REPLACING")" >/dev/null 2>&1 || true
+  systemctl enable --now --no-reload "$(unit_name "$REPLACING")" >/dev/null 2>&1 || true
 }
 
 # --- allocation (callers hold the lock) -------------------------------------------------------
@@ -599,21 +870,22 @@ report_created() {
   elif [ "$adopted" = true ]; then
     printf 'adopted %s on port %s: %s\n' "$name" "$META_PORT" "$(instance_uri)"
   elif [ -n "$META_SOURCE" ]; then
-    printf 'forked %s from %s on port %s in %s ms: %s\n' "$name" "$META_SOURCE" "$META_PORT" "$(($(now_ms) - STARTED_MS))" "$(instance_uri)"
+    printf 'forked %s from %s on port %s in %s ms: %s\n' "$name" "$(source_spec)" "$META_PORT" "$(($(now_ms) - STARTED_MS))" "$(instance_uri)"
   else
     printf 'created %s on port %s: %s\n' "$name" "$META_PORT" "$(instance_uri)"
   fi
 }
 
 # The JSON object describing an instance (meta already read), left open for more fields: name,
-# state, enabled, port, source, created, uri, owner (null where a broken one does not say).
+# state, enabled, port, source, source_snapshot, created, uri, owner, protected, expires (null
+# where a broken one does not say).
 instance_json() {
   local name=$1 state=$2 enabled=$3 uri=''
   [ -z "$META_PORT" ] || uri=$(instance_uri)
-  printf '{"name":%s,"state":%s,"enabled":%s,"port":%s,"source":%s,"created":%s,"uri":%s,"owner":%s' \
+  printf '{"name":%s,"state":%s,"enabled":%s,"port":%s,"source":%s,"source_snapshot":%s,"created":%s,"uri":%s,"owner":%s,"protected":%s,"expires":%s' \
     "$(json_str "$name")" "$(json_str "$state")" "$enabled" "${META_PORT:-null}" \
-    "$(json_str_or_null "$META_SOURCE")" "$(json_str_or_null "$META_CREATED")" "$(json_str_or_null "$uri")" \
-    "$(json_str_or_null "$META_OWNER")"
+    "$(json_str_or_null "$META_SOURCE")" "$(json_str_or_null "$META_SOURCE_SNAPSHOT")" "$(json_str_or_null "$META_CREATED")" \
+    "$(json_str_or_null "$uri")" "$(json_str_or_null "$META_OWNER")" "$META_PROTECTED" "$(json_str_or_null "$META_EXPIRES")"
 }
 
 # Clients verify the host's certificate (spark-pg cert).
