@@ -13,7 +13,7 @@ import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import {
     Address, addressIdentity, Cidr, DevContainerSpec, HostEntry, keyMaterial, LAB_SSH_PORT, labAddress, LabSpec, NAMESPACE,
-    NOT_A_PRIVATE_KEY, OTHER_NAMESPACES, parseCidr, PgForkEntry, PgInstanceSpec, PgSettings, POOL_DEFAULTS, PoolSettings, PRIVATE_KEY_BLOCK, ProjectFile,
+    FORK_SOURCE_PATTERN, NOT_A_PRIVATE_KEY, OTHER_NAMESPACES, parseCidr, PgForkEntry, PgInstanceSpec, PgSettings, POOL_DEFAULTS, PoolSettings, PRIVATE_KEY_BLOCK, ProjectFile,
     readHostKey, SkillsRepoSpec, SSH_PRIVATE_KEY, SshSettings, StackConfig, WORLD_OPEN_BELOW,
 } from "./configSchema";
 import { readFileIfExists } from "./files";
@@ -35,6 +35,8 @@ export type HostSpec = Pick<HostEntry, "name" | "address" | "port"> & {
 export type PgForkSpec = PgForkEntry & {
     /** The host of the source's root instance: a fork is a snapshot, so it lives beside it. */
     host: string;
+    /** The instance's snapshot it is made from (source INSTANCE@SNAPSHOT; `source` is then INSTANCE). */
+    sourceSnapshot?: string;
 };
 
 export interface FleetConfig {
@@ -308,12 +310,27 @@ function checkPortRange(pg: PgSettings, hosts: HostSpec[], postgres: PgInstanceS
 /** "1 fork", "2 forks". */
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
-/** Follows each fork's source chain to its root instance; reports unknown sources and cycles. */
+/** Follows each fork's source chain to its root instance; reports unknown sources, snapshots and cycles. */
 function resolveForks(entries: PgForkEntry[], postgres: PgInstanceSpec[], problems: Problems): PgForkSpec[] {
-    const sourceOf = new Map(entries.map((f) => [f.name, f.source]));
+    const sourceOf = new Map(entries.map((f) => [f.name, f.source.split("@")[0]]));
     const hostOf = new Map(postgres.map((p) => [p.name, p.host]));
-    return entries.map((fork, i) => {
+    return entries.map((entry, i) => {
         const key = `sparks:forks[${i}].source`;
+        const [source, sourceSnapshot] = entry.source.split("@");
+        const fork = { ...entry, source, ...(sourceSnapshot === undefined ? {} : { sourceSnapshot }) };
+        // A source the schema refused has said so already.
+        if (!FORK_SOURCE_PATTERN.test(entry.source)) return { ...fork, host: "" };
+        if (sourceSnapshot !== undefined) {
+            const instance = postgres.findIndex((p) => p.name === source);
+            if (instance < 0) {
+                problems.add(key, `${problems.show(key, entry.source)}: only an instance in sparks:postgres has snapshots, and '${source}' is none`);
+                return { ...fork, host: "" };
+            }
+            if (!(postgres[instance].snapshots ?? []).includes(sourceSnapshot)) {
+                problems.add(key, `${problems.show(key, entry.source)}: '${sourceSnapshot}' is not in sparks:postgres[${instance}].snapshots`);
+                return { ...fork, host: "" };
+            }
+        }
         const visited = new Set<string>([fork.name]);
         let current = fork.source;
         while (!hostOf.has(current)) {
@@ -384,6 +401,7 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
         lab.hosts.forEach((name, i) => checkHostRef(name, `sparks:lab.hosts[${i}]`, hosts, problems));
     }
     postgres.forEach((p, i) => checkHostRef(p.host, `sparks:postgres[${i}].host`, hosts, problems));
+    postgres.forEach((p, i) => checkUnique((p.snapshots ?? []).map((name, j) => ({ name, key: `sparks:postgres[${i}].snapshots[${j}]` })), problems));
     devContainers.forEach((d, i) => checkHostRef(d.host, `sparks:devContainers[${i}].host`, hosts, problems));
     if (skillsRepo) checkHostRef(skillsRepo.host, "sparks:skillsRepo.host", hosts, problems);
     const forks = resolveForks(config["sparks:forks"], postgres, problems);

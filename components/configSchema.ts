@@ -297,9 +297,19 @@ const Pg = fields({
     protectInstances: YesNo.default(true).describe("Removing an instance from config fails `pulumi up` instead of dropping its data (forks are never protected)"),
 }).describe("Fleet-wide settings for spark-pg");
 
-const PgInstance = fields({ name: Name, host: HostName }).describe("A Postgres instance");
-const PgFork = fields({ name: Name, source: Name.describe("A Postgres instance or another fork") })
-    .describe("A fork of an instance or another fork, on the source's host");
+/** A fork's source: an instance or fork, or an instance's snapshot as NAME@SNAPSHOT. */
+export const FORK_SOURCE_PATTERN = new RegExp(`^(${NAME_PATTERN.source.slice(1, -1)})(?:@(${NAME_PATTERN.source.slice(1, -1)}))?$`);
+const PgInstance = fields({
+    name: Name,
+    host: HostName,
+    snapshots: list(Name.describe("A snapshot's name")).default([])
+        .describe("Named read-only snapshots taken when the instance is made (test fixtures: fork NAME@SNAPSHOT); the first up takes each, later ups leave them as they are"),
+}).describe("A Postgres instance");
+const PgFork = fields({
+    name: Name,
+    source: matching("an instance or fork's name, or INSTANCE@SNAPSHOT", FORK_SOURCE_PATTERN)
+        .describe("A Postgres instance or another fork, or an instance's snapshot as INSTANCE@SNAPSHOT (a fixture)"),
+}).describe("A fork of an instance, of another fork or of an instance's snapshot, on the source's host");
 /** A dev container's name becomes its veth's (ve-NAME, at most 15 bytes): 2-12 long. */
 export const DEV_CONTAINER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
 const PUBLIC_KEY_TYPES = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];

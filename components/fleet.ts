@@ -5,7 +5,7 @@ import { DevContainer } from "./devContainer";
 import { LabHost } from "./labHost";
 import { SkillsRepo } from "./skillsRepo";
 import { SparksHost } from "./sparksHost";
-import { PgDatabase, PgFork, PgInstance } from "./sparkPg";
+import { PgDatabase, PgFork, PgInstance, PgSnapshot } from "./sparkPg";
 
 export function deployFleet(fleet: LoadedFleet) {
     // A lab host is a machine the stack makes, pinned as made; any other host is pinned in config.
@@ -26,10 +26,15 @@ export function deployFleet(fleet: LoadedFleet) {
     }));
 
     const databases = new Map<string, PgDatabase>();
+    const snapshots = new Map<string, PgSnapshot>();
     for (const instance of fleet.postgres) {
-        databases.set(instance.name, new PgInstance(instance.name, {
-            host: hosts.get(instance.host)!, protect: fleet.pg.protectInstances,
-        }, onHost(instance.host)));
+        const host = hosts.get(instance.host)!;
+        const database = new PgInstance(instance.name, { host, protect: fleet.pg.protectInstances }, onHost(instance.host));
+        databases.set(instance.name, database);
+        for (const snapshot of instance.snapshots) {
+            snapshots.set(`${instance.name}@${snapshot}`,
+                new PgSnapshot(`${instance.name}-snapshot-${snapshot}`, { host, instance: database, snapshot }, onHost(instance.host)));
+        }
     }
     // Config order need not be dependency order: keep placing forks whose source exists. A round
     // that places nothing means a source that never appears (config refuses those; callers of
@@ -41,7 +46,8 @@ export function deployFleet(fleet: LoadedFleet) {
             throw new pulumi.RunError(`forks without a source: ${pending.map((f) => `${f.name} (source ${f.source})`).join(", ")}`);
         }
         for (const fork of ready) {
-            databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)! }, onHost(fork.host)));
+            const snapshot = fork.sourceSnapshot === undefined ? undefined : snapshots.get(`${fork.source}@${fork.sourceSnapshot}`);
+            databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)!, snapshot }, onHost(fork.host)));
         }
         pending = pending.filter((fork) => !databases.has(fork.name));
     }

@@ -1,6 +1,7 @@
 // spark-pg databases as Pulumi resources: a PgInstance is a fresh Postgres on its own btrfs
-// subvolume, a PgFork is a snapshot of an instance or of another fork. Both are driven by the
-// host's `spark-pg` tool over SSH, each with its own random password.
+// subvolume, a PgSnapshot a named read-only snapshot of one (a fixture), a PgFork a writable
+// snapshot of an instance, of another fork or of a PgSnapshot. All are driven by the host's
+// `spark-pg` tool over SSH; each database has its own random password.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
@@ -23,6 +24,8 @@ export interface PgDatabaseArgs {
 export interface PgForkArgs extends PgDatabaseArgs {
     /** The instance or fork it snapshots. */
     source: PgDatabase;
+    /** One of the source's named snapshots to fork instead of its current state (a fixture). */
+    snapshot?: PgSnapshot;
 }
 
 /**
@@ -55,12 +58,12 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
     readonly created: command.remote.Command;
     /** Its spark-pg name on the host. */
     readonly databaseName: string;
-    /** What it was forked from, if it is a fork. */
+    /** What it was forked from, if it is a fork: NAME, or NAME@SNAPSHOT. */
     readonly source?: string;
     /** The host it runs on (whose `pgCertificate` its TLS presents). */
     readonly hostName: string;
 
-    protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs & { source?: PgDatabase }, protect: boolean,
+    protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs & { source?: PgDatabase; snapshot?: PgSnapshot }, protect: boolean,
         opts?: pulumi.ComponentResourceOptions) {
         super(type, name, {}, opts);
         // A public API: the name reaches SQL, paths and shell commands, whoever calls this.
@@ -81,7 +84,7 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
             triggers: [args.host.hostKey],
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
-        this.source = args.source?.databaseName;
+        this.source = args.snapshot?.spec ?? args.source?.databaseName;
         this.hostName = args.host.spec.name;
         this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${uriHost(args.host.spec.address)}:${this.port}/spark?sslmode=verify-full`);
         this.registerOutputs({ port: this.port, uri: this.uri });
@@ -112,7 +115,60 @@ export class PgInstance extends PgDatabase {
  */
 export class PgFork extends PgDatabase {
     constructor(name: string, args: PgForkArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("sparks:index:PgFork", name, `fork ${shellQuote(args.source.databaseName)} ${shellQuote(name)}`, args, args.protect ?? false,
-            { ...opts, dependsOn: [args.source.created] });
+        if (args.snapshot !== undefined && args.snapshot.instance !== args.source.databaseName) {
+            throw new Error(`PgFork ${name}: snapshot ${args.snapshot.spec} is not one of ${args.source.databaseName}'s`);
+        }
+        const source = args.snapshot?.spec ?? args.source.databaseName;
+        super("sparks:index:PgFork", name, `fork ${shellQuote(source)} ${shellQuote(name)}`, args, args.protect ?? false,
+            { ...opts, dependsOn: [args.snapshot?.created ?? args.source.created] });
+    }
+}
+
+export interface PgSnapshotArgs {
+    /** The instance's host. */
+    host: SparksHost;
+    /** The instance it is a snapshot of. */
+    instance: PgInstance;
+    /** Its name among the instance's snapshots (spark-pg's NAME rules). */
+    snapshot: string;
+}
+
+/**
+ * A named read-only snapshot of an instance, taken once when it is made and never again (a test
+ * fixture, or a point to roll back to): forks name it as their source, and `spark-pg reset` takes
+ * them back to it. Removing it drops it, unless forks made from it by hand still exist (then `up`
+ * fails naming them, and nothing is lost).
+ *
+ * ```ts
+ * const fixture = new PgSnapshot("app-fixture", { host, instance: app, snapshot: "fixture" });
+ * const t1 = new PgFork("t1", { host, source: app, snapshot: fixture });
+ * ```
+ */
+export class PgSnapshot extends pulumi.ComponentResource {
+    /** The instance's spark-pg name. */
+    readonly instance: string;
+    /** INSTANCE@SNAPSHOT, as `spark-pg fork` takes it. */
+    readonly spec: string;
+    /** The resource to depend on to run after it exists. */
+    readonly created: command.remote.Command;
+    /** When it was taken (UTC ISO-8601). */
+    readonly takenAt: pulumi.Output<string>;
+
+    constructor(name: string, args: PgSnapshotArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("sparks:index:PgSnapshot", name, {}, opts);
+        requireName("PgSnapshot", args.snapshot);
+        this.instance = args.instance.databaseName;
+        this.spec = `${this.instance}@${args.snapshot}`;
+        const target = `${shellQuote(this.instance)} ${shellQuote(args.snapshot)}`;
+        this.created = new command.remote.Command(`${name}-snapshot`, {
+            connection: args.host.connection,
+            // The owner lets an interrupted up adopt the snapshot it took instead of refusing it.
+            create: `spark-pg snapshot ${target} --owner ${shellQuote(ownerOf(name))} --json`,
+            delete: `spark-pg drop-snapshot ${target} --if-exists`,
+            ...QUIET_REMOTE,
+            triggers: [args.host.hostKey],
+        }, { parent: this, dependsOn: [args.instance.created], deleteBeforeReplace: true });
+        this.takenAt = this.created.stdout.apply((out) => String(JSON.parse(out).created));
+        this.registerOutputs({ takenAt: this.takenAt });
     }
 }

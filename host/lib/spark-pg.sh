@@ -409,7 +409,7 @@ set_protection() {
   check_name "$name"
   load_config
   cd /
-  take_name_lock "$name"
+  lock_instance "$name"
   require_instance "$name"
   META_PROTECTED=$2
   write_meta "$name" ready
@@ -492,6 +492,24 @@ replace_data() {
   REPLACING=''
   trap - EXIT
   btrfs subvolume delete "$REPLACED_ASIDE" >/dev/null 2>&1 || true
+}
+
+# NAME's lock, taken by every verb that changes NAME, and what a killed rollback or reset left
+# undone: its old data aside ($ROOT/.replaced-NAME-ID) goes back, and the new data, if any, goes
+# (the verb did not happen; it can be run again), and NAME runs.
+lock_instance() {
+  local name=$1 dir aside
+  take_name_lock "$name"
+  dir=$(inst_dir "$name")
+  for aside in "$ROOT/.replaced-$name-"*; do
+    [[ ${aside#"$ROOT/.replaced-$name-"} =~ ^[0-9a-f-]{36}$ ]] && is_subvolume "$aside" || continue
+    stop_unit "$name"
+    if is_subvolume "$dir"; then btrfs_run subvolume delete "$dir"; fi
+    mv -T -- "$aside" "$dir" || die "could not put '$name' back from $aside"
+    ensure_unit
+    start_unit "$name"
+    echo "spark-pg: put '$name' back as it was before a rollback or reset that did not finish" >&2
+  done
 }
 
 # A replace_data that failed: the new data goes, the old comes back and runs again.
@@ -852,7 +870,7 @@ begin_create() {
   local name=$1 source=$2
   OWNER=${OPT[--owner]:-}
   [ -z "${OPT[--owner]+set}" ] || check_owner "$OWNER"
-  take_name_lock "$name"
+  lock_instance "$name"
   check_existing "$name" "$OWNER" "$source"
   [ "$EXISTING" = adopt ] || return 0
   bring_up_instance "$name"

@@ -5,8 +5,8 @@ import { amcheck, connect, PG_BIN, PG_ROOT, pgbench, POOL, query, refusal, Spark
 
 jest.setTimeout(20 * 60 * 1000);
 
-const LIST_KEYS = ["created", "enabled", "name", "owner", "port", "source", "state", "uri"];
-const STATUS_KEYS = [...LIST_KEYS, "path", "restarts", "size"].sort();
+const LIST_KEYS = ["created", "enabled", "expires", "name", "owner", "port", "protected", "source", "source_snapshot", "state", "uri"];
+const STATUS_KEYS = [...LIST_KEYS, "path", "restarts", "size", "snapshots"].sort();
 const PORTS = { first: 5432, last: 5499 };
 /** The URI spark-pg prints for a port: clients verify the host's certificate. */
 const uriOf = (port: number) => `postgresql://spark@10.89.42.11:${port}/spark?sslmode=verify-full`;
@@ -61,10 +61,11 @@ describe("spark-pg on a lab host", () => {
         expect((await host.ok("spark-pg version")).trim()).toMatch(/^\d+\.\d+\.\d+$/);
         expect(await host.sparkPg("version")).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+$/) });
         const help = await host.ok("spark-pg help");
-        for (const verb of ["new", "fork", "connect", "status", "list", "destroy", "start", "stop", "cert", "version", "help"]) {
+        for (const verb of ["new", "fork", "connect", "status", "list", "destroy", "start", "stop", "cert", "version", "help",
+            "snapshot", "snapshots", "drop-snapshot", "rollback", "reset", "protect", "unprotect", "expire", "df"]) {
             expect(help).toMatch(new RegExp(`^  ${verb} +\\S`, "m"));
         }
-        expect(await host.ok("spark-pg help fork")).toMatch(/^Usage: spark-pg fork SOURCE NAME/);
+        expect(await host.ok("spark-pg help fork")).toMatch(/^Usage: spark-pg fork SOURCE\[@SNAPSHOT\] NAME/);
     });
 
     test("new makes a running instance with checksums, role spark and database spark", async () => {
@@ -181,7 +182,7 @@ describe("spark-pg on a lab host", () => {
         }
         expect(await refused("new -x")).toMatch(/usage: spark-pg new NAME/);
         expect(await refused("frobnicate")).toMatch(/no such verb/);
-        expect(await refused("fork alpha")).toMatch(/usage: spark-pg fork SOURCE NAME/);
+        expect(await refused("fork alpha")).toMatch(/usage: spark-pg fork SOURCE\[@SNAPSHOT\] NAME/);
         expect(await refused("new delta --password=x")).toMatch(/usage:/);
         expect(await refused("new delta --password-stdin", "")).toMatch(/no password on stdin/);
         expect(await refused("connect nosuch")).toMatch(/no instance named 'nosuch'/);

@@ -131,6 +131,33 @@ describe("a fleet of two hosts, an instance and a fork of a fork", () => {
     });
 });
 
+
+describe("an instance's snapshots, and forks of them (test fixtures)", () => {
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    beforeAll(async () => {
+        run = await runProgram({
+            ...fleet,
+            "sparks:postgres": [{ name: "app", host: "spark-2", snapshots: ["fixture", "before-import"] }],
+            "sparks:forks": [{ name: "t1", source: "app@fixture" }, { name: "app-review", source: "app" }],
+        });
+    });
+    const named = (name: string) => run.made.find((r) => r.name === name)!;
+
+    test("each declared snapshot is taken once on the instance's host, by its owner, and dropped without force", () => {
+        const snapshot = named("app-snapshot-fixture-snapshot");
+        expect(snapshot.inputs.create).toBe("spark-pg snapshot 'app' 'fixture' --owner 'sparks/unit/app-snapshot-fixture' --json");
+        expect(snapshot.inputs.delete).toBe("spark-pg drop-snapshot 'app' 'fixture' --if-exists");
+        expect(snapshot.inputs.connection.value.host).toBe("10.0.0.12");
+        expect(named("app-snapshot-before-import-snapshot").inputs.create).toContain("spark-pg snapshot 'app' 'before-import'");
+    });
+
+    test("a fork of a snapshot forks INSTANCE@SNAPSHOT after the snapshot is taken; other forks fork the instance", () => {
+        const order = run.made.map((r) => r.name);
+        expect(named("t1-pg").inputs.create.split(" && ")[0]).toBe("spark-pg fork 'app@fixture' 't1' --owner 'sparks/unit/t1' --password-stdin --json");
+        expect(order.indexOf("app-snapshot-fixture-snapshot")).toBeLessThan(order.indexOf("t1-pg"));
+        expect(named("app-review-pg").inputs.create.split(" && ")[0]).toBe("spark-pg fork 'app' 'app-review' --owner 'sparks/unit/app-review' --password-stdin --json");
+    });
+});
 describe("the components as a public API", () => {
     beforeAll(async () => { await pulumi.runtime.setMocks({
         newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
