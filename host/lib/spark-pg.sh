@@ -396,11 +396,11 @@ EOF
 
 # --- protection and expiry --------------------------------------------------------------------
 
-# refuse_if_protected NAME VERB: a protected instance is not destroyed, reset or rolled back
-# without --force.
+# refuse_if_protected NAME WHAT ("destroy it"): a protected instance is not destroyed, reset or
+# rolled back without --force.
 refuse_if_protected() {
   [ "$META_PROTECTED" != true ] || opt --force ||
-    die "'$1' is protected; $2 it anyway with --force, or spark-pg unprotect $1 first"
+    die "'$1' is protected; $2 anyway with --force, or spark-pg unprotect $1 first"
 }
 
 # protect and unprotect: set_protection NAME true|false, and report it.
