@@ -6,7 +6,8 @@ const fleet = deployFleet(loadFleetConfig());
 
 /** Per host: what the verify step found (pool, tools version, KVM API version, Postgres TLS certificate). */
 export const hosts = fleet.hosts;
-/** Per instance and fork: its port, host, source and connection URI (a secret; sslmode=verify-full). */
+/** Per instance and fork: its port, host, source (and the source's snapshot it was made from, if
+ *  any) and connection URI (a secret; sslmode=verify-full). */
 export const postgres = fleet.postgres;
 /** Per dev container: its state, address, image, limits and packages, and what its verify found. */
 export const devContainers = fleet.devContainers;

@@ -62,6 +62,6 @@ export function deployFleet(fleet: LoadedFleet) {
         devContainers: Object.fromEntries(devContainers.map((c) => [c.containerName, c.status])),
         skillsRepo: skills?.status,
         hosts: Object.fromEntries([...hosts].map(([name, host]) => [name, host.verification])),
-        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source, host: db.hostName }])),
+        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source, sourceSnapshot: db.sourceSnapshot, host: db.hostName }])),
     };
 }

@@ -58,8 +58,10 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
     readonly created: command.remote.Command;
     /** Its spark-pg name on the host. */
     readonly databaseName: string;
-    /** What it was forked from, if it is a fork: NAME, or NAME@SNAPSHOT. */
+    /** What it was forked from, if it is a fork. */
     readonly source?: string;
+    /** The source's snapshot it was forked from, if any (a fixture). */
+    readonly sourceSnapshot?: string;
     /** The host it runs on (whose `pgCertificate` its TLS presents). */
     readonly hostName: string;
 
@@ -84,7 +86,8 @@ export abstract class PgDatabase extends pulumi.ComponentResource {
             triggers: [args.host.hostKey],
         }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
         this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
-        this.source = args.snapshot?.spec ?? args.source?.databaseName;
+        this.source = args.source?.databaseName;
+        this.sourceSnapshot = args.snapshot?.snapshot;
         this.hostName = args.host.spec.name;
         this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${uriHost(args.host.spec.address)}:${this.port}/spark?sslmode=verify-full`);
         this.registerOutputs({ port: this.port, uri: this.uri });
@@ -147,6 +150,8 @@ export interface PgSnapshotArgs {
 export class PgSnapshot extends pulumi.ComponentResource {
     /** The instance's spark-pg name. */
     readonly instance: string;
+    /** Its name among the instance's snapshots. */
+    readonly snapshot: string;
     /** INSTANCE@SNAPSHOT, as `spark-pg fork` takes it. */
     readonly spec: string;
     /** The resource to depend on to run after it exists. */
@@ -158,6 +163,7 @@ export class PgSnapshot extends pulumi.ComponentResource {
         super("sparks:index:PgSnapshot", name, {}, opts);
         requireName("PgSnapshot", args.snapshot);
         this.instance = args.instance.databaseName;
+        this.snapshot = args.snapshot;
         this.spec = `${this.instance}@${args.snapshot}`;
         const target = `${shellQuote(this.instance)} ${shellQuote(args.snapshot)}`;
         this.created = new command.remote.Command(`${name}-snapshot`, {

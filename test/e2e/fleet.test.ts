@@ -1,5 +1,6 @@
 // The dev stack's program against two real lab hosts, through the real engine, as a lifecycle:
-// preview, up, verify, no-change preview and up, a tool edit, a fork added and removed, a wrong
+// preview, up, verify, no-change preview and up, a tool edit, a fork added and removed, an
+// instance's snapshot and a fork of it (a fixture) added, reset and removed, a wrong
 // host key, a host that is down, a failed verify check, then destroy back to the hosts' first state.
 import * as fs from "fs";
 import * as path from "path";
@@ -178,6 +179,38 @@ describe("the fleet on two lab hosts", () => {
         );
         expectOk(await stack.up());
         expect(await onHost(hosts[0], "spark-pg list --json")).not.toContain("app-qa");
+    });
+
+    test("a snapshot declared for an instance, and a fork of it: made by up, verified, reset by hand to the fixture, dropped when removed", async () => {
+        const withFixture = {
+            ...config,
+            "sparks:postgres": config["sparks:postgres"].map((p: { name: string }) => (p.name === "app" ? { ...p, snapshots: ["fixture"] } : p)),
+            "sparks:forks": [...config["sparks:forks"], { name: "app-t1", source: "app@fixture" }],
+        };
+        stack.setConfig(withFixture);
+        expect((await stack.plannedSteps()).map(([op, name]) => `${op} ${name}`)).toEqual(
+            ["create app-snapshot-fixture", "create app-snapshot-fixture-snapshot", "create app-t1", "create app-t1-password", "create app-t1-pg"],
+        );
+        expectOk(await stack.up());
+        const outputs = await stack.outputs();
+        expect(outputs.postgres["app-t1"]).toMatchObject({ source: "app", sourceSnapshot: "fixture" });
+        expect(passedChecks(await verifyStack(outputs))).toContain("lineage app-t1: holds the data of app <- app-t1");
+        // An engineer's test run: writes, then reset to the fixture, on the same port and password.
+        const t1 = JSON.parse(await onHost(hosts[0], "spark-pg status app-t1 --json"));
+        expect(t1).toMatchObject({ source: "app", source_snapshot: "fixture", expires: null, owner: "sparks/dev/app-t1" });
+        await onHost(hosts[0], "echo 'CREATE TABLE scratch (x int);' | spark-pg connect app-t1 --psql");
+        expect(JSON.parse(await onHost(hosts[0], "spark-pg reset app-t1 --json"))).toMatchObject({ name: "app-t1", source_snapshot: "fixture" });
+        expect(await onHost(hosts[0], "echo \"SELECT count(*) FROM pg_tables WHERE tablename = 'scratch';\" | spark-pg connect app-t1 --psql")).toMatch(/^\s*0\s*$/m);
+        expect(passedChecks(await verifyStack(await stack.outputs())).filter((line) => line.startsWith("connect app-t1:"))).toHaveLength(1);
+        // A second up leaves the snapshot as it is: it was taken once.
+        expect(await stack.plannedSteps()).toEqual([]);
+
+        stack.setConfig(config);
+        expect((await stack.plannedSteps()).map(([op, name]) => `${op} ${name}`)).toEqual(
+            ["delete app-snapshot-fixture", "delete app-snapshot-fixture-snapshot", "delete app-t1", "delete app-t1-password", "delete app-t1-pg"],
+        );
+        expectOk(await stack.up());
+        expect(JSON.parse(await onHost(hosts[0], "spark-pg snapshots app --json"))).toEqual([]);
     });
 
     test("a wrong pinned host key refuses to connect, and changes nothing", async () => {
