@@ -27,9 +27,6 @@ NAME_RE='^[a-z][a-z0-9-]{0,30}[a-z0-9]$'
 OWNER_RE='^[A-Za-z0-9._/:-]{1,200}$'
 # Bound in seconds: a fork never waits long on its source.
 CHECKPOINT_TIMEOUT=30
-# A fork's source is checkpointed first only past this much WAL since its last checkpoint:
-# replaying 16 MB takes a fraction of a second, a checkpoint under write load often longer.
-CHECKPOINT_MIN_WAL=$((16 * 1048576))
 # fork --ttl: a whole number of minutes, hours or days, up to a year.
 TTL_RE='^([1-9][0-9]{0,5})([mhd])$'
 TTL_MAX_S=$((366 * 86400))
@@ -52,10 +49,13 @@ check_owner() {
 #   SPARK_PG_LISTEN       listen addresses (IPv4, IPv6, DNS names), space separated (127.0.0.1 is always added)
 #   SPARK_PG_ALLOW        CIDRs admitted over TCP with scram-sha-256, space separated (optional)
 #   SPARK_PG_MIN_FREE_MB  free space the pool must keep for new instances and forks (default 512)
+#   SPARK_PG_CHECKPOINT_WAL_MB  a running source is checkpointed before a fork or snapshot only
+#                         past this much WAL since its last checkpoint (default 16): replaying a
+#                         little WAL is cheaper than a checkpoint under write load, a lot is not
 
 load_config() {
   local conf=${SPARK_PG_CONF:-$SYSTEM_CONF} a
-  ROOT='' PORT_MIN='' PORT_MAX='' LISTEN=() ALLOW=() MIN_FREE_MB=512
+  ROOT='' PORT_MIN='' PORT_MAX='' LISTEN=() ALLOW=() MIN_FREE_MB=512 CHECKPOINT_WAL_MB=16
   read_conf "$conf" pg_conf_key
   [ -n "$ROOT" ] || die "$conf: SPARK_PG_ROOT is not set"
   [ -n "$PORT_MIN" ] || die "$conf: SPARK_PG_PORTS is not set"
@@ -84,6 +84,9 @@ pg_conf_key() {
     SPARK_PG_MIN_FREE_MB)
       [[ $value =~ ^[0-9]{1,7}$ ]] || die "$where: SPARK_PG_MIN_FREE_MB must be a number"
       MIN_FREE_MB=$((10#$value)) ;;
+    SPARK_PG_CHECKPOINT_WAL_MB)
+      [[ $value =~ ^[0-9]{1,6}$ ]] || die "$where: SPARK_PG_CHECKPOINT_WAL_MB must be a number of MB"
+      CHECKPOINT_WAL_MB=$((10#$value)) ;;
     *) die "$where: unknown key $key" ;;
   esac
 }
@@ -378,14 +381,15 @@ forks_of_snapshot() {
 }
 
 # Before a hot snapshot: a running instance on PORT gets a CHECKPOINT (bounded to 30 s; a failed
-# one only makes recovery longer), unless it wrote under 16 MB of WAL since its last one. Prints
+# one only makes recovery longer), unless it wrote under SPARK_PG_CHECKPOINT_WAL_MB of WAL since
+# its last one. Prints
 # true if it was running (the snapshot is taken hot), else false.
 checkpoint_before_snapshot() {
   local name=$1 port=$2
   if ! postmaster_running "$name"; then printf false; return 0; fi
   pg_sql "$port" postgres >/dev/null 2>&1 <<EOF || true
 SET statement_timeout = '${CHECKPOINT_TIMEOUT}s';
-SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn) >= $CHECKPOINT_MIN_WAL AS stale
+SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn) >= $((CHECKPOINT_WAL_MB * 1048576)) AS stale
   FROM pg_control_checkpoint() \gset
 \if :stale
 CHECKPOINT;
