@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { sparkPgHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
+import { copyScripts, ON_HOST_DIR } from "./scripts";
 
 interface Sample { method: string; scale: number; bytes: number; load: string; run: number; ms?: number; error?: string }
 
@@ -52,17 +53,17 @@ async function main() {
     const runs = Number(option("runs", "7"));
     const slowRuns = Number(option("slow-runs", "3"));
     const out = option("out", path.join(process.cwd(), `fork-bench-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`));
-    const script = fs.readFileSync(path.join(__dirname, "on-host.sh"), "utf8");
     const samples: Sample[] = [];
 
     const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
     try {
+        await copyScripts(host, ["lib.sh", "on-host.sh"]);
         for (const scale of scales) {
             for (const load of ["idle", "load"]) {
                 // CREATE DATABASE cannot copy a database others are connected to; under load it is
                 // tried once to record the refusal.
                 console.error(`bench: scale ${scale}, ${load}`);
-                const result = await host.sh(`bash -s -- ${scale} ${load} ${runs} ${load === "load" ? Math.min(1, slowRuns) : slowRuns}`, script);
+                const result = await host.sh(`bash ${ON_HOST_DIR}/on-host.sh ${scale} ${load} ${runs} ${load === "load" ? Math.min(1, slowRuns) : slowRuns}`);
                 if (result.code !== 0) throw new Error(`on-host.sh ${scale} ${load}: exit ${result.code}\n${result.stderr.slice(-3000)}`);
                 for (const line of result.stdout.split("\n").filter((l) => l.startsWith("{"))) samples.push(JSON.parse(line));
                 fs.writeFileSync(out, JSON.stringify(samples, null, 1));

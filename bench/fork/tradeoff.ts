@@ -1,0 +1,48 @@
+// The fork under write load: checkpoint the source first, or let the fork replay more WAL? Forks
+// a pgbench source (about 4 GB by default) while pgbench writes to it, with each
+// SPARK_PG_CHECKPOINT_WAL_MB given, side by side in one run. Run by hand, as root, with the lab
+// free (it brings up its own host):
+//
+//   npx ts-node bench/fork/tradeoff.ts [--scale 270] [--runs 5] [--thresholds 0,16,256,1024,100000]
+//
+// 0 checkpoints before every fork; 100000 never does (in practice). Prints, per threshold, the
+// median fork-ready time, the WAL pending at the fork, how often it checkpointed, and the fork's
+// redo and end-of-recovery checkpoint times.
+import * as fs from "fs";
+import * as path from "path";
+import { sparkPgHost } from "../../test/host/labHost";
+import { median, option } from "../stats";
+import { copyScripts, ON_HOST_DIR } from "./scripts";
+
+interface Sample { threshold_mb: number; run: number; ms: number; wal_since_checkpoint_mb: number; checkpointed: boolean;
+    redo_s: number | null; end_of_recovery_checkpoint_s: number | null }
+
+(async () => {
+    const scale = Number(option("scale", "270"));
+    const runs = Number(option("runs", "5"));
+    const thresholds = option("thresholds", "0,16,256,1024,100000").split(",").map(Number);
+    const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
+    try {
+        await copyScripts(host, ["lib.sh", "tradeoff-on-host.sh"]);
+        const out = await host.ok(`bash ${ON_HOST_DIR}/tradeoff-on-host.sh ${scale} ${runs} ${thresholds.join(" ")}`);
+        const samples: Sample[] = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+        const file = path.join(__dirname, `tradeoff-${new Date().toISOString().slice(0, 10)}.json`);
+        fs.writeFileSync(file, `${JSON.stringify(samples, null, 1)}\n`);
+        const of = (t: number) => samples.filter((s) => s.threshold_mb === t);
+        const med = (values: (number | null)[]) => {
+            const known = values.filter((v): v is number => v !== null);
+            return known.length ? median(known) : NaN;
+        };
+        console.log("| SPARK_PG_CHECKPOINT_WAL_MB | fork-ready (median, range) | WAL pending | checkpointed | fork's redo | end-of-recovery checkpoint |");
+        console.log("| --- | --- | --- | --- | --- | --- |");
+        for (const t of thresholds) {
+            const s = of(t);
+            const ms = s.map((x) => x.ms);
+            console.log(`| ${t} | ${Math.round(median(ms))} ms (${Math.min(...ms)}-${Math.max(...ms)}) | ${Math.round(med(s.map((x) => x.wal_since_checkpoint_mb)))} MB | ` +
+                `${s.filter((x) => x.checkpointed).length}/${s.length} | ${med(s.map((x) => x.redo_s)).toFixed(2)} s | ${med(s.map((x) => x.end_of_recovery_checkpoint_s)).toFixed(2)} s |`);
+        }
+        console.log(`\nraw samples: ${file}`);
+    } finally {
+        await host.down();
+    }
+})().catch((error) => { console.error(error); process.exit(1); });
