@@ -18,25 +18,29 @@ await_query() {
   until "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$1" -U spark -d "$2" -c 'SELECT 1' >/dev/null 2>&1; do sleep 0.01; done
 }
 
-# make_source SCALE: bench-src afresh (what earlier runs left goes first), pgbench data at SCALE,
-# owned by spark, checkpointed. Sets port and bytes.
+# make_source SCALE: bench-src afresh (what earlier runs left goes first), pgbench data at SCALE
+# (generated as PGBENCH_INIT_STEPS says, default client-side), owned by spark, checkpointed. Sets port and bytes.
 make_source() {
   local name
   for name in $(spark-pg list | awk 'NR > 1 && $1 ~ /^bench-/ {print $1}' | sort -r); do spark-pg destroy "$name" --force >/dev/null; done
   port=$(printf '%s\n' "$password" | spark-pg new "$src" --password-stdin --json | json_port)
   echo "on-host: pgbench -i -s $1 on $src (port $port)" >&2
-  as_postgres "$PG_BIN/pgbench" -h /run/postgresql -p "$port" -i -q -s "$1" spark >/dev/null 2>&1
+  as_postgres "$PG_BIN/pgbench" -h /run/postgresql -p "$port" -i -q -I "${PGBENCH_INIT_STEPS:-dtgvp}" -s "$1" spark >/dev/null 2>&1
   sql -d spark -c 'ALTER TABLE pgbench_accounts OWNER TO spark' -c 'ALTER TABLE pgbench_branches OWNER TO spark' \
     -c 'ALTER TABLE pgbench_tellers OWNER TO spark' -c 'ALTER TABLE pgbench_history OWNER TO spark' -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
   bytes=$(sql -d spark -c "SELECT pg_database_size('spark')")
 }
 
-# pgbench -c 2 -j 2 on the source until stop_load (or the script's exit), after 10 s of warm-up.
+# pgbench -c 2 -j 2 on the source until stop_load (or the script's exit), after 10 s of warm-up;
+# start_load RATE holds it to RATE transactions a second (0: as fast as it goes). SIGTERM: pgbench
+# takes SIGINT as "cancel the running queries" and goes on.
 loader=''
-stop_load() { [[ -n $loader ]] && kill -INT -- "-$loader" 2>/dev/null; loader=''; }
+stop_load() { [[ -n $loader ]] && kill -TERM -- "-$loader" 2>/dev/null; loader=''; }
 start_load() {
+  local rate=()
+  [[ ${1:-0} == 0 ]] || rate=(-R "$1")
   trap stop_load EXIT
-  setsid "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U spark -c 2 -j 2 -T 36000 spark >/dev/null 2>&1 &
+  setsid "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U spark -c 2 -j 2 "${rate[@]}" -T 36000 spark >/dev/null 2>&1 &
   loader=$!
   sleep 10
 }

@@ -506,7 +506,7 @@ lock_instance() {
   take_name_lock "$name"
   dir=$(inst_dir "$name")
   for aside in "$ROOT/.replaced-$name-"*; do
-    [[ ${aside#"$ROOT/.replaced-$name-"} =~ ^[0-9a-f-]{36}$ ]] && is_subvolume "$aside" || continue
+    if ! [[ ${aside#"$ROOT/.replaced-$name-"} =~ ^[0-9a-f-]{36}$ ]] || ! is_subvolume "$aside"; then continue; fi
     stop_unit "$name"
     if is_subvolume "$dir"; then btrfs_run subvolume delete "$dir"; fi
     mv -T -- "$aside" "$dir" || die "could not put '$name' back from $aside"

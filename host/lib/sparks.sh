@@ -132,13 +132,17 @@ name_busy() {
   return "$busy"
 }
 
-# Fault injection for the tests: SPARK_PG_FAULT=STEP (SPARK_DEV_FAULT for spark-dev) makes the
-# verb kill -9 itself at that step, as an OOM kill or a crash would, leaving what it made so far.
-# Honoured for root only.
+# The steps a verb passes. Fault injection for the tests: SPARK_PG_FAULT=STEP (SPARK_DEV_FAULT for
+# spark-dev) makes the verb kill -9 itself at that step, as an OOM kill or a crash would, leaving
+# what it made so far; honoured for root only. SPARK_PG_TIMING=1 (SPARK_DEV_TIMING...) prints
+# each step's time since the verb began on stderr, for the benches.
+VERB_STARTED_US=${EPOCHREALTIME/./}
 fault_point() {
-  local var=${SPARK_TOOL^^}_FAULT
+  local var=${SPARK_TOOL^^}
   var=${var//-/_}
-  if [ "${!var:-}" = "$1" ] && ((EUID == 0)); then kill -9 $$; fi
+  local fault=${var}_FAULT timing=${var}_TIMING
+  if [ "${!fault:-}" = "$1" ] && ((EUID == 0)); then kill -9 $$; fi
+  [ "${!timing:-}" != 1 ] || printf '%s: %s at %d ms\n' "$SPARK_TOOL" "$1" $(((${EPOCHREALTIME/./} - VERB_STARTED_US) / 1000)) >&2
 }
 
 # A subvolume's root directory is inode 256 on btrfs.

@@ -22,8 +22,8 @@ export const PG_BIN = "/usr/lib/postgresql/15/bin";
 export interface SparkPgHost {
     name: string;
     address: string;
-    /** Runs a shell command on the host as root, never throwing. */
-    sh(command: string, input?: string): Promise<RunResult>;
+    /** Runs a shell command on the host as root, never throwing; killed after timeoutMs (15 min). */
+    sh(command: string, input?: string, timeoutMs?: number): Promise<RunResult>;
     /** Runs a shell command on the host; throws with its output unless it exits 0. */
     ok(command: string, input?: string): Promise<string>;
     /** Runs `spark-pg ARGS --json` and parses its output; throws unless it exits 0. */
@@ -50,8 +50,8 @@ export async function sparkPgHost(pgConf: Record<string, string>, extraPackages:
         const [status] = await labUp(1, labDir);
         const knownHosts = path.join(labDir, "known_hosts.spark-pg-test");
         writeKnownHosts(knownHosts, [status]);
-        const sh = (command: string, input?: string) =>
-            run("ssh", sshArgs(status, knownHosts, command), { input, timeoutMs: 15 * 60 * 1000 });
+        const sh = (command: string, input?: string, timeoutMs = 15 * 60 * 1000) =>
+            run("ssh", sshArgs(status, knownHosts, command), { input, timeoutMs });
         const ok = async (command: string, input?: string) => mustSucceed(`on ${status.name}: ${command}`, await sh(command, input)).stdout;
         const sparkPg = async (args: string, input?: string) => JSON.parse(await ok(`spark-pg ${args} --json`, input));
 
@@ -75,6 +75,14 @@ export async function sparkPgHost(pgConf: Record<string, string>, extraPackages:
         await down().catch(() => undefined);
         throw error;
     }
+}
+
+/** Destroys every instance on the host, with its snapshots, so the next suite finds none. */
+export async function clearHost(host: SparkPgHost | undefined): Promise<void> {
+    if (host === undefined) return;
+    for (const { name } of await host.sparkPg("list")) await host.ok(`spark-pg destroy ${name} --force`);
+    const left = await host.sparkPg("list");
+    if (left.length) throw new Error(`instances left on ${host.name}: ${JSON.stringify(left)}`);
 }
 
 /** The one line a refused command printed on stderr: it must have failed, and said just that. */
