@@ -48,7 +48,7 @@ done
 
 # FORKS forks side by side, each measured as the one before it keeps running.
 root=$(sed -n 's/^SPARK_PG_ROOT=//p' /etc/sparks/spark-pg.conf | tr -d '"')
-pool_used() { btrfs filesystem usage -b "$root" | awk '/^ *Used:/ {print $2; exit}'; }
+pool_used() { local block blocks free; read -r block blocks free < <(stat -f -c '%S %b %a' "$root"); echo $((block * (blocks - free))); }
 used_before=$(pool_used)
 for ((i = 1; i <= forks; i++)); do
   emit many-forks btrfs-fork "$i" "$(fork_timed "bench-many-$i")"

@@ -139,6 +139,17 @@ require_instance() {
   [ "$META_HEALTH" = ok ] || die "'$1' is broken ($META_PROBLEM); destroy it"
 }
 
+# read_record FILE PREFIX KEY...: each KEY=value line of FILE whose KEY is one of KEYs into
+# PREFIX_KEY (data, never sourced; other lines ignored; the last of a KEY wins). Never fails.
+read_record() {
+  local file=$1 prefix=$2 line key
+  shift 2
+  while IFS= read -r line; do
+    key=${line%%=*}
+    [[ $line == *=* && $key =~ ^[A-Z_]+$ && " $* " == *" $key "* ]] && printf -v "${prefix}_$key" '%s' "${line#*=}"
+  done <"$file" || true
+}
+
 # Reads spark-pg.meta of NAME into META_* and never fails. META_HEALTH says what was found:
 #   ok       a whole instance
 #   partial  a create that has not finished: no metadata yet, its source's (a fork's snapshot
@@ -146,7 +157,7 @@ require_instance() {
 #   corrupt  metadata that does not parse: a whole instance, perhaps, whose record is damaged
 # META_PORT stays set whenever the recorded port parses, so its port is never handed out again.
 read_meta() {
-  local name=$1 file line uuid='^[0-9a-f-]{36}$'
+  local name=$1 file uuid='^[0-9a-f-]{36}$'
   file=$(meta_file "$name")
   clear_meta
   META_STATUS=ready META_HEALTH=ok META_PROBLEM=''
@@ -154,21 +165,7 @@ read_meta() {
     META_HEALTH=partial META_PROBLEM='no metadata: its create was interrupted'
     return 0
   fi
-  while IFS= read -r line; do
-    case $line in
-      NAME=*) META_NAME=${line#*=} ;;
-      ID=*) META_ID=${line#*=} ;;
-      PORT=*) META_PORT=${line#*=} ;;
-      SOURCE=*) META_SOURCE=${line#*=} ;;
-      SOURCE_ID=*) META_SOURCE_ID=${line#*=} ;;
-      SOURCE_SNAPSHOT=*) META_SOURCE_SNAPSHOT=${line#*=} ;;
-      CREATED=*) META_CREATED=${line#*=} ;;
-      OWNER=*) META_OWNER=${line#*=} ;;
-      PROTECTED=*) META_PROTECTED=${line#*=} ;;
-      EXPIRES=*) META_EXPIRES=${line#*=} ;;
-      STATUS=*) META_STATUS=${line#*=} ;;
-    esac
-  done <"$file" || true
+  read_record "$file" META NAME ID PORT SOURCE SOURCE_ID SOURCE_SNAPSHOT CREATED OWNER PROTECTED EXPIRES STATUS
   [[ $META_PORT =~ ^[0-9]{4,5}$ ]] || META_PORT=''
   if ! [[ $META_NAME =~ $NAME_RE && $META_ID =~ $uuid && -n $META_PORT && $META_CREATED =~ $UTC_RE &&
     ($META_SOURCE == '' || $META_SOURCE =~ $NAME_RE) && ($META_SOURCE_ID == '' || $META_SOURCE_ID =~ $uuid) &&
@@ -307,23 +304,14 @@ ensure_snap_dir() {
 # Reads SNAP.meta of NAME's SNAP into SNAP_*; never fails. SNAP_HEALTH: ok; partial (a snapshot
 # verb that did not finish: no record, STATUS=creating, or no subvolume); corrupt.
 read_snap_meta() {
-  local name=$1 snap=$2 file line uuid='^[0-9a-f-]{36}$'
+  local name=$1 snap=$2 file uuid='^[0-9a-f-]{36}$'
   file=$(snap_meta_file "$name" "$snap")
   SNAP_NAME='' SNAP_INSTANCE='' SNAP_INSTANCE_ID='' SNAP_CREATED='' SNAP_OWNER='' SNAP_STATUS='' SNAP_HEALTH=ok SNAP_PROBLEM=''
   if [ ! -f "$file" ]; then
     SNAP_HEALTH=partial SNAP_PROBLEM='no metadata: its snapshot was interrupted'
     return 0
   fi
-  while IFS= read -r line; do
-    case $line in
-      NAME=*) SNAP_NAME=${line#*=} ;;
-      INSTANCE=*) SNAP_INSTANCE=${line#*=} ;;
-      INSTANCE_ID=*) SNAP_INSTANCE_ID=${line#*=} ;;
-      CREATED=*) SNAP_CREATED=${line#*=} ;;
-      OWNER=*) SNAP_OWNER=${line#*=} ;;
-      STATUS=*) SNAP_STATUS=${line#*=} ;;
-    esac
-  done <"$file" || true
+  read_record "$file" SNAP NAME INSTANCE INSTANCE_ID CREATED OWNER STATUS
   if ! [[ $SNAP_NAME == "$snap" && $SNAP_INSTANCE == "$name" && $SNAP_INSTANCE_ID =~ $uuid && $SNAP_CREATED =~ $UTC_RE &&
     ($SNAP_OWNER == '' || $SNAP_OWNER =~ $OWNER_RE) && $SNAP_STATUS =~ ^(creating|ready)$ ]]; then
     SNAP_HEALTH=corrupt SNAP_PROBLEM="invalid metadata in $file"

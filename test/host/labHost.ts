@@ -28,6 +28,8 @@ export interface SparkPgHost {
     ok(command: string, input?: string): Promise<string>;
     /** Runs `spark-pg ARGS --json` and parses its output; throws unless it exits 0. */
     sparkPg(args: string, input?: string): Promise<any>;
+    /** Runs `spark-pg ARGS`, which must fail with nothing on stdout; returns its one stderr line. */
+    refused(args: string, input?: string): Promise<string>;
     /** The host's TLS certificate (PEM), which clients of its instances trust. */
     cert: string;
     /** Brings the lab down and removes its directory. */
@@ -54,6 +56,11 @@ export async function sparkPgHost(pgConf: Record<string, string>, extraPackages:
             run("ssh", sshArgs(status, knownHosts, command), { input, timeoutMs });
         const ok = async (command: string, input?: string) => mustSucceed(`on ${status.name}: ${command}`, await sh(command, input)).stdout;
         const sparkPg = async (args: string, input?: string) => JSON.parse(await ok(`spark-pg ${args} --json`, input));
+        const refused = async (args: string, input?: string) => {
+            const result = await sh(`spark-pg ${args}`, input);
+            expect(result.stdout).toBe("");
+            return refusal(result);
+        };
 
         const hostVars = { HOST: status.name };
         await ok(setupScript("packages", "create", { ...hostVars, PACKAGES: ["btrfs-progs", "postgresql-15", ...extraPackages].join(" ") }));
@@ -70,7 +77,7 @@ export async function sparkPgHost(pgConf: Record<string, string>, extraPackages:
         }));
         const cert = await ok("spark-pg cert");
         for (const name of [status.address, "127.0.0.1", "localhost"]) trustedCerts.set(name, cert);
-        return { name: status.name, address: status.address, sh, ok, sparkPg, cert, down };
+        return { name: status.name, address: status.address, sh, ok, sparkPg, refused, cert, down };
     } catch (error) {
         await down().catch(() => undefined);
         throw error;

@@ -2,7 +2,7 @@
 // locks, a verb killed at every step, repeated creates by the same requester, a postmaster that
 // dies, passwords watched for, clients that insist on TLS, and host names as listen addresses.
 // Attacks run as the unprivileged users a host has (postgres, nobody), never as root.
-import { clearHost, PG_BIN, PG_ROOT, query, refusal, SparkPgHost } from "../labHost";
+import { clearHost, PG_BIN, PG_ROOT, query, SparkPgHost } from "../labHost";
 
 const ADDRESS = "10.89.42.11";
 const NEW_STEPS = ["locked", "subvolume", "meta", "initdb", "config", "started", "role"];
@@ -13,11 +13,6 @@ export function hardeningSuite(sharedHost: () => SparkPgHost): void {
     describe("spark-pg hardening on a lab host", () => {
         let host: SparkPgHost;
         const pw = (name: string) => `pw-${name}-'q\\"$x`;
-
-        /** spark-pg VERB ARGS expected to fail: returns its one stderr line. */
-        async function refused(args: string, input?: string): Promise<string> {
-            return refusal(await host.sh(`spark-pg ${args}`, input));
-        }
 
         /** psql on the host itself, as a network client would (TCP, the given sslmode). */
         function psql(uri: string, password: string, sql: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -82,7 +77,7 @@ export function hardeningSuite(sharedHost: () => SparkPgHost): void {
             // A /run/spark-pg that is not root's own directory is refused, never used.
             await host.ok("mv /run/spark-pg /run/spark-pg.real && runuser -u nobody -- mkdir /tmp/nobody-run && ln -s /tmp/nobody-run /run/spark-pg");
             try {
-                expect(await refused("new lockless")).toBe("spark-pg new: /run/spark-pg is not a root-only directory (root's, 0700, not a symlink); refusing to use it");
+                expect(await host.refused("new lockless")).toBe("spark-pg new: /run/spark-pg is not a root-only directory (root's, 0700, not a symlink); refusing to use it");
             } finally {
                 await host.ok("rm /run/spark-pg && rmdir /tmp/nobody-run && mv /run/spark-pg.real /run/spark-pg");
             }
@@ -134,7 +129,7 @@ export function hardeningSuite(sharedHost: () => SparkPgHost): void {
             // Its postmaster still listens: that port is skipped even though no record names it.
             const damagedPort = Number((await host.ok(`grep -o '^port = [0-9]*' ${PG_ROOT}/damaged/data/postgresql.conf`)).split("=")[1]);
             expect(fork.port).not.toBe(damagedPort);
-            expect(await refused("new damaged")).toMatch(/'damaged' already exists and is broken/);
+            expect(await host.refused("new damaged")).toMatch(/'damaged' already exists and is broken/);
             expect(await host.sparkPg("destroy damaged")).toEqual({ name: "damaged", destroyed: true });
             await host.sparkPg("destroy whole");
         });
@@ -153,25 +148,25 @@ export function hardeningSuite(sharedHost: () => SparkPgHost): void {
             expect(await host.sparkPg(`new own --owner ${owner}`)).toMatchObject({ adopted: true });
             expect(await query(adopted.uri, "second", "SELECT 1 AS one")).toEqual([{ one: 1 }]);
 
-            expect(await refused("new own --owner sparks/dev/other")).toBe("spark-pg new: 'own' already exists");
-            expect(await refused("new own")).toBe("spark-pg new: 'own' already exists");
-            expect(await refused("new src --owner sparks/dev/app-pg")).toBe("spark-pg new: 'src' already exists");
-            expect(await refused(`fork src own --owner ${owner}`)).toBe("spark-pg fork: 'own' already exists, made from 'nothing', not 'src'");
+            expect(await host.refused("new own --owner sparks/dev/other")).toBe("spark-pg new: 'own' already exists");
+            expect(await host.refused("new own")).toBe("spark-pg new: 'own' already exists");
+            expect(await host.refused("new src --owner sparks/dev/app-pg")).toBe("spark-pg new: 'src' already exists");
+            expect(await host.refused(`fork src own --owner ${owner}`)).toBe("spark-pg fork: 'own' already exists, made from 'nothing', not 'src'");
             for (const bad of ["''", "'a b'", "'a;b'", "$(printf 'a%.0s' {1..201})", "'x$y'"]) {
-                expect(await refused(`new own2 --owner ${bad}`)).toMatch(/^spark-pg new: invalid owner/);
+                expect(await host.refused(`new own2 --owner ${bad}`)).toMatch(/^spark-pg new: invalid owner/);
             }
-            expect(await refused("new own2 --owner")).toMatch(/^spark-pg new: usage:/);
+            expect(await host.refused("new own2 --owner")).toMatch(/^spark-pg new: usage:/);
 
             const fork = await host.sparkPg(`fork own ownfork --owner ${owner}/fork --password-stdin`, "third\n");
             expect(await host.sparkPg(`fork own ownfork --owner=${owner}/fork`)).toMatchObject({ port: fork.port, adopted: true, hot: false, source: "own" });
-            expect(await refused(`fork src ownfork --owner ${owner}/fork`)).toBe("spark-pg fork: 'ownfork' already exists, made from 'own', not 'src'");
+            expect(await host.refused(`fork src ownfork --owner ${owner}/fork`)).toBe("spark-pg fork: 'ownfork' already exists, made from 'own', not 'src'");
             const list = await host.sparkPg("list");
             expect(Object.fromEntries(list.map((i: any) => [i.name, i.owner]))).toMatchObject({ src: null, own: owner, ownfork: `${owner}/fork` });
             expect((await host.sparkPg("status own")).owner).toBe(owner);
 
             // A partial create belongs to its owner: another is refused, the same one re-creates it.
             expect(await faulted("meta", "new half --owner sparks/dev/a")).toBe(137);
-            expect(await refused("new half --owner sparks/dev/b")).toBe("spark-pg new: 'half' already exists");
+            expect(await host.refused("new half --owner sparks/dev/b")).toBe("spark-pg new: 'half' already exists");
             expect(await host.sparkPg("new half --owner sparks/dev/a")).toMatchObject({ state: "running", adopted: false });
             for (const name of ["half", "ownfork", "own"]) await host.sparkPg(`destroy ${name}`);
         });

@@ -1,7 +1,7 @@
 // spark-pg on a real lab host (systemd, btrfs, PostgreSQL 15), as a lifecycle: an instance, forks
 // of it idle, under pgbench, cold and of a fork, the JSON every verb prints, bad input that must
 // change nothing, restarts that keep ports, destroy with and without forks, and nothing left.
-import { amcheck, clearHost, connect, PG_BIN, PG_ROOT, pgbench, POOL, query, refusal, SparkPgHost } from "../labHost";
+import { amcheck, clearHost, connect, PG_BIN, PG_ROOT, pgbench, POOL, query, SparkPgHost } from "../labHost";
 
 const LIST_KEYS = ["created", "enabled", "expires", "name", "owner", "port", "protected", "source", "source_snapshot", "state", "uri"];
 const STATUS_KEYS = [...LIST_KEYS, "path", "restarts", "size", "snapshots"].sort();
@@ -16,13 +16,6 @@ export function lifecycleSuite(sharedHost: () => SparkPgHost): void {
         const password: Record<string, string> = {};
         const ports: Record<string, number> = {};
         const timings: Record<string, number> = {};
-
-        /** spark-pg VERB ARGS expected to fail: returns its one stderr line. */
-        async function refused(args: string, input?: string): Promise<string> {
-            const result = await host.sh(`spark-pg ${args}`, input);
-            expect(result.stdout).toBe("");
-            return refusal(result);
-        }
 
         /** What must not change when a verb is refused: instances, their ports, states and data dirs. */
         async function snapshotOfInstances(): Promise<string> {
@@ -167,22 +160,22 @@ export function lifecycleSuite(sharedHost: () => SparkPgHost): void {
 
         test("bad input is refused with one line and changes nothing", async () => {
             const before = await snapshotOfInstances();
-            expect(await refused("fork nosuch delta")).toMatch(/no instance named 'nosuch'/);
-            expect(await refused("fork alpha beta")).toMatch(/'beta' already exists/);
-            expect(await refused("new alpha")).toMatch(/'alpha' already exists/);
+            expect(await host.refused("fork nosuch delta")).toMatch(/no instance named 'nosuch'/);
+            expect(await host.refused("fork alpha beta")).toMatch(/'beta' already exists/);
+            expect(await host.refused("new alpha")).toMatch(/'alpha' already exists/);
             for (const name of ["'a;b'", "../x", "A", "x", "''", "'a b'", "a-", "'a/b'", "$(printf 'a%.0s' {1..33})", "'x\ny'"]) {
-                expect(await refused(`new ${name}`)).toMatch(/invalid instance name/);
-                expect(await refused(`fork alpha ${name}`)).toMatch(/invalid instance name/);
-                expect(await refused(`fork ${name} delta`)).toMatch(/invalid instance name/);
-                expect(await refused(`destroy ${name}`)).toMatch(/invalid instance name/);
+                expect(await host.refused(`new ${name}`)).toMatch(/invalid instance name/);
+                expect(await host.refused(`fork alpha ${name}`)).toMatch(/invalid instance name/);
+                expect(await host.refused(`fork ${name} delta`)).toMatch(/invalid instance name/);
+                expect(await host.refused(`destroy ${name}`)).toMatch(/invalid instance name/);
             }
-            expect(await refused("new -x")).toMatch(/usage: spark-pg new NAME/);
-            expect(await refused("frobnicate")).toMatch(/no such verb/);
-            expect(await refused("fork alpha")).toMatch(/usage: spark-pg fork SOURCE\[@SNAPSHOT\] NAME/);
-            expect(await refused("new delta --password=x")).toMatch(/usage:/);
-            expect(await refused("new delta --password-stdin", "")).toMatch(/no password on stdin/);
-            expect(await refused("connect nosuch")).toMatch(/no instance named 'nosuch'/);
-            expect(await refused("destroy nosuch")).toMatch(/no instance named 'nosuch'/);
+            expect(await host.refused("new -x")).toMatch(/usage: spark-pg new NAME/);
+            expect(await host.refused("frobnicate")).toMatch(/no such verb/);
+            expect(await host.refused("fork alpha")).toMatch(/usage: spark-pg fork SOURCE\[@SNAPSHOT\] NAME/);
+            expect(await host.refused("new delta --password=x")).toMatch(/usage:/);
+            expect(await host.refused("new delta --password-stdin", "")).toMatch(/no password on stdin/);
+            expect(await host.refused("connect nosuch")).toMatch(/no instance named 'nosuch'/);
+            expect(await host.refused("destroy nosuch")).toMatch(/no instance named 'nosuch'/);
             expect(await host.sparkPg("destroy nosuch --if-exists")).toEqual({ name: "nosuch", destroyed: false });
             expect(await snapshotOfInstances()).toBe(before);
         });
@@ -221,8 +214,8 @@ export function lifecycleSuite(sharedHost: () => SparkPgHost): void {
             // Leave 200 MiB free: under the 512 MiB spark-pg keeps in reserve.
             await host.ok(`avail=$(( $(stat -f -c '%a * %S' ${POOL}) )); fallocate -l $(( avail - 200 * 1048576 )) ${POOL}/filler`);
             try {
-                expect(await refused("fork alpha delta")).toMatch(/^spark-pg fork: pool full: \d+ MiB free on .*, need 512 MiB$/);
-                expect(await refused("new delta")).toMatch(/^spark-pg new: pool full/);
+                expect(await host.refused("fork alpha delta")).toMatch(/^spark-pg fork: pool full: \d+ MiB free on .*, need 512 MiB$/);
+                expect(await host.refused("new delta")).toMatch(/^spark-pg new: pool full/);
             } finally {
                 await host.ok(`rm -f ${POOL}/filler`);
             }
@@ -234,7 +227,7 @@ export function lifecycleSuite(sharedHost: () => SparkPgHost): void {
             // Without role spark, the fork cannot take its own password: it must not be left behind.
             await host.ok(`runuser -u postgres -- ${PG_BIN}/psql -h /run/postgresql -p ${ports.broken} -d postgres -c 'DROP DATABASE spark' -c 'DROP ROLE spark'`);
             const before = await snapshotOfInstances();
-            expect(await refused("fork broken orphan")).toMatch(/could not reset the password of role spark on 'orphan'/);
+            expect(await host.refused("fork broken orphan")).toMatch(/could not reset the password of role spark on 'orphan'/);
             expect(await snapshotOfInstances()).toBe(before);
             expect((await host.sh("systemctl is-enabled spark-pg@orphan")).stdout.trim()).not.toBe("enabled");
             await host.sparkPg("destroy broken");
@@ -269,8 +262,8 @@ export function lifecycleSuite(sharedHost: () => SparkPgHost): void {
         });
 
         test("destroy refuses while forks exist; --force destroys only the named instance", async () => {
-            expect(await refused("destroy alpha")).toMatch(/'alpha' has forks \(beta busy\)/);
-            expect(await refused("destroy beta")).toMatch(/'beta' has forks \(gamma\)/);
+            expect(await host.refused("destroy alpha")).toMatch(/'alpha' has forks \(beta busy\)/);
+            expect(await host.refused("destroy beta")).toMatch(/'beta' has forks \(gamma\)/);
             expect((await host.sparkPg("status alpha")).state).toBe("running");
 
             expect(await host.sparkPg("destroy beta --force")).toEqual({ name: "beta", destroyed: true });

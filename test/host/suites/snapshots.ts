@@ -4,7 +4,7 @@
 // forks that expire by the host's own timer, what each copy costs (status, df), and bad input
 // that must be refused with one line and change nothing.
 import { Client } from "pg";
-import { clearHost, connect, PG_ROOT, query, refusal, SparkPgHost } from "../labHost";
+import { clearHost, connect, PG_ROOT, query, SparkPgHost } from "../labHost";
 
 const uriOf = (port: number) => `postgresql://spark@10.89.42.11:${port}/spark?sslmode=verify-full`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -15,12 +15,6 @@ export function snapshotsSuite(sharedHost: () => SparkPgHost): void {
         let host: SparkPgHost;
         const password: Record<string, string> = {};
         const ports: Record<string, number> = {};
-
-        async function refused(args: string, input?: string): Promise<string> {
-            const result = await host.sh(`spark-pg ${args}`, input);
-            expect(result.stdout).toBe("");
-            return refusal(result);
-        }
 
         /** Instances, snapshots and every subvolume under the pool's spark-pg root: what a refusal must not change. */
         async function everything(): Promise<string> {
@@ -55,7 +49,7 @@ export function snapshotsSuite(sharedHost: () => SparkPgHost): void {
             expect(snap).toMatchObject({ name: "before-migration", instance: "app", owner: "t/app", hot: true, adopted: false });
             expect(snap.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
             expect(await host.sparkPg("snapshot app before-migration --owner t/app")).toMatchObject({ name: "before-migration", adopted: true, created: snap.created });
-            expect(await refused("snapshot app before-migration")).toBe(`spark-pg snapshot: 'app' already has a snapshot 'before-migration' (taken ${snap.created})`);
+            expect(await host.refused("snapshot app before-migration")).toBe(`spark-pg snapshot: 'app' already has a snapshot 'before-migration' (taken ${snap.created})`);
             const dated = await host.sparkPg("snapshot app");
             expect(dated.name).toMatch(/^snap-\d{8}-\d{6}$/);
             // Read-only, as btrfs sees it: nothing (root included) writes into it.
@@ -86,7 +80,7 @@ export function snapshotsSuite(sharedHost: () => SparkPgHost): void {
             const session: Client = await connect(uriOf(ports.app), password.app);
             const ended = new Promise<string>((resolve) => session.on("error", (e) => resolve(e.message)));
             // Without --force it only says what would be lost.
-            expect(await refused("rollback app before-migration")).toMatch(/^spark-pg rollback: rollback of 'app' to 'before-migration' discards everything written to 'app' since \S+ and ends its sessions; run it again with --force/);
+            expect(await host.refused("rollback app before-migration")).toMatch(/^spark-pg rollback: rollback of 'app' to 'before-migration' discards everything written to 'app' since \S+ and ends its sessions; run it again with --force/);
             expect(await count("app")).toBe(5000);
             const rolled = await host.sparkPg("rollback app before-migration --force");
             expect(rolled).toMatchObject({ name: "app", snapshot: "before-migration" });
@@ -158,17 +152,17 @@ export function snapshotsSuite(sharedHost: () => SparkPgHost): void {
             await sql("app", "INSERT INTO accounts VALUES (9001, 1)");
             expect(await host.sparkPg("reset f2")).toMatchObject({ name: "f2", source: "app", source_snapshot: null });
             expect(await count("f2")).toBe(5001);
-            expect(await refused("reset app")).toBe("spark-pg reset: 'app' is not a fork, so it has nothing to be reset to (see spark-pg rollback)");
+            expect(await host.refused("reset app")).toBe("spark-pg reset: 'app' is not a fork, so it has nothing to be reset to (see spark-pg rollback)");
         });
 
         test("protect: destroy, reset and rollback refuse a protected database without --force; unprotect undoes it", async () => {
             expect(await host.sparkPg("protect f2")).toEqual({ name: "f2", protected: true });
             expect((await host.sparkPg("status f2")).protected).toBe(true);
-            expect(await refused("destroy f2")).toBe("spark-pg destroy: 'f2' is protected; destroy it anyway with --force, or spark-pg unprotect f2 first");
-            expect(await refused("reset f2")).toBe("spark-pg reset: 'f2' is protected; reset it anyway with --force, or spark-pg unprotect f2 first");
+            expect(await host.refused("destroy f2")).toBe("spark-pg destroy: 'f2' is protected; destroy it anyway with --force, or spark-pg unprotect f2 first");
+            expect(await host.refused("reset f2")).toBe("spark-pg reset: 'f2' is protected; reset it anyway with --force, or spark-pg unprotect f2 first");
             await host.sparkPg("protect app");
             // Protection is named before what a rollback would lose (its --force would override both).
-            expect(await refused("rollback app fixture")).toBe("spark-pg rollback: 'app' is protected; roll it back anyway with --force, or spark-pg unprotect app first");
+            expect(await host.refused("rollback app fixture")).toBe("spark-pg rollback: 'app' is protected; roll it back anyway with --force, or spark-pg unprotect app first");
             await host.sparkPg("unprotect app");
             await sql("f2", "DELETE FROM accounts WHERE id = 1");
             expect(await host.sparkPg("reset f2 --force")).toMatchObject({ name: "f2" });
@@ -221,29 +215,29 @@ export function snapshotsSuite(sharedHost: () => SparkPgHost): void {
 
         test("bad input is refused with one line and changes nothing", async () => {
             const before = await everything();
-            expect(await refused("rollback app nosuch --force")).toBe("spark-pg rollback: 'app' has no snapshot 'nosuch' (see spark-pg snapshots app)");
-            expect(await refused("fork app@nosuch x1")).toBe("spark-pg fork: 'app' has no snapshot 'nosuch' (see spark-pg snapshots app)");
-            expect(await refused("rollback nosuch fixture --force")).toBe("spark-pg rollback: no instance named 'nosuch'");
-            expect(await refused("snapshot nosuch")).toBe("spark-pg snapshot: no instance named 'nosuch'");
-            expect(await refused("drop-snapshot app nosuch")).toBe("spark-pg drop-snapshot: 'app' has no snapshot 'nosuch' (see spark-pg snapshots app)");
+            expect(await host.refused("rollback app nosuch --force")).toBe("spark-pg rollback: 'app' has no snapshot 'nosuch' (see spark-pg snapshots app)");
+            expect(await host.refused("fork app@nosuch x1")).toBe("spark-pg fork: 'app' has no snapshot 'nosuch' (see spark-pg snapshots app)");
+            expect(await host.refused("rollback nosuch fixture --force")).toBe("spark-pg rollback: no instance named 'nosuch'");
+            expect(await host.refused("snapshot nosuch")).toBe("spark-pg snapshot: no instance named 'nosuch'");
+            expect(await host.refused("drop-snapshot app nosuch")).toBe("spark-pg drop-snapshot: 'app' has no snapshot 'nosuch' (see spark-pg snapshots app)");
             expect(await host.sparkPg("drop-snapshot app nosuch --if-exists")).toEqual({ name: "nosuch", instance: "app", dropped: false });
             for (const ttl of ["8", "8x", "0h", "-1h", "1.5h", "367d", "'8h;id'", "''"]) {
-                expect(await refused(`fork app x1 --ttl ${ttl}`)).toMatch(/^spark-pg fork: invalid --ttl '.*' \((want a whole number of m, h or d: 30m, 8h, 7d|at most 366d)\)$/);
+                expect(await host.refused(`fork app x1 --ttl ${ttl}`)).toMatch(/^spark-pg fork: invalid --ttl '.*' \((want a whole number of m, h or d: 30m, 8h, 7d|at most 366d)\)$/);
             }
             for (const snap of ["'a;b'", "../x", "A", "x", "'a b'", "a-", "'a/b'"]) {
-                expect(await refused(`snapshot app ${snap}`)).toMatch(/^spark-pg snapshot: invalid snapshot name/);
-                expect(await refused(`fork app@${snap} x1`)).toMatch(/^spark-pg fork: invalid (snapshot|instance) name/);
+                expect(await host.refused(`snapshot app ${snap}`)).toMatch(/^spark-pg snapshot: invalid snapshot name/);
+                expect(await host.refused(`fork app@${snap} x1`)).toMatch(/^spark-pg fork: invalid (snapshot|instance) name/);
             }
-            expect(await refused("drop-snapshot app fixture")).toBe("spark-pg drop-snapshot: snapshot 'fixture' of 'app' has forks (t1) that reset to it; destroy them first or use --force");
-            expect(await refused("destroy app --json")).toMatch(/^spark-pg destroy: 'app' has forks \(f2 t1\)/);
-            expect(await refused("rollback")).toMatch(/^spark-pg rollback: usage: spark-pg rollback NAME SNAPSHOT/);
+            expect(await host.refused("drop-snapshot app fixture")).toBe("spark-pg drop-snapshot: snapshot 'fixture' of 'app' has forks (t1) that reset to it; destroy them first or use --force");
+            expect(await host.refused("destroy app --json")).toMatch(/^spark-pg destroy: 'app' has forks \(f2 t1\)/);
+            expect(await host.refused("rollback")).toMatch(/^spark-pg rollback: usage: spark-pg rollback NAME SNAPSHOT/);
             expect(await everything()).toBe(before);
         });
 
         test("destroy with snapshots needs --force, which takes them too; nothing is left", async () => {
             await host.sparkPg("destroy t1");
             await host.sparkPg("destroy f2");
-            expect(await refused("destroy app")).toBe("spark-pg destroy: 'app' has snapshots (before-migration fixture); drop them first (spark-pg drop-snapshot) or use --force");
+            expect(await host.refused("destroy app")).toBe("spark-pg destroy: 'app' has snapshots (before-migration fixture); drop them first (spark-pg drop-snapshot) or use --force");
             expect(await host.sparkPg("destroy app --force")).toEqual({ name: "app", destroyed: true });
             expect(await host.sparkPg("list")).toEqual([]);
             expect((await host.ok(`btrfs subvolume list -o ${PG_ROOT} | wc -l; ls -A ${PG_ROOT}/.snapshots 2>/dev/null | wc -l`)).split("\n")).toEqual(["0", "0", ""]);
