@@ -3,7 +3,7 @@
 # figure beside the classical way to the same result. Prints one JSON line per measurement.
 #   fork-ready   idle fork of a pgbench source at each SCALE (is it flat in the size?)
 #   many-forks   FORKS forks of the last SCALE's source, kept running: each one's fork-ready time
-#                as the count grows, then its memory (its unit's cgroup) and its exclusive disk
+#                as the count grows, then its memory (PSS of its processes) and its exclusive disk
 #   rollback     spark-pg rollback to a named snapshot, after writes   | dump-restore: dropdb,
 #                createdb, pg_restore -j 2 of a dump taken at the same point
 #   reset        spark-pg reset of a fork of that snapshot (a fixture)  | template-file-copy and
@@ -25,14 +25,22 @@ emit() { # KIND METHOD RUN MS [EXTRA_JSON]
   printf '{"kind":"%s","method":"%s","scale":%s,"bytes":%s,"run":%s,"ms":%s%s}\n' "$1" "$2" "$scale" "$bytes" "$3" "$4" "${5:+,$5}"
 }
 quiesce() { sql -d postgres -c CHECKPOINT; sync; sleep 1; }
-# fork_timed NAME [SOURCE]: fork SOURCE (default the source) as NAME; prints its ready time in ms.
+# fork_timed NAME [SOURCE]: fork SOURCE (default the source) as NAME; prints its ready time in ms,
+# and spark-pg's steps (SPARK_PG_TIMING) as JSON members: "steps":{"locked":MS,...}.
+steps_file=$(dirname "${BASH_SOURCE[0]}")/steps
 fork_timed() {
   local t0 fork_port
   quiesce
   t0=$EPOCHREALTIME
-  fork_port=$(printf '%s\n' "$password" | spark-pg fork "${2:-$src}" "$1" --password-stdin --json | json_port)
+  fork_port=$(printf '%s\n' "$password" | SPARK_PG_TIMING=1 spark-pg fork "${2:-$src}" "$1" --password-stdin --json 2>"$steps_file" | json_port)
   await_query "$fork_port" spark
-  ms_since "$t0"
+  printf '%s "steps":{%s}' "$(ms_since "$t0")" "$(sed -n 's/^spark-pg: \([a-z]*\) at \([0-9]*\) ms$/"\1":\2/p' "$steps_file" | paste -sd, -)"
+}
+# emit_fork KIND RUN NAME [SOURCE]: a timed fork, as one line.
+emit_fork() {
+  local ms steps
+  read -r ms steps < <(fork_timed "$3" "${4:-}")
+  emit "$1" btrfs-fork "$2" "$ms" "$steps"
 }
 instance_port() { spark-pg status "$1" --json | json_port; }
 # Some writes to the instance on PORT, so a rollback or reset has something to undo.
@@ -41,7 +49,7 @@ scribble() { as_postgres "$PG_BIN/pgbench" -h /run/postgresql -p "$1" -n -c 1 -t
 for scale in "$@"; do
   make_source "$scale"
   for ((i = 1; i <= runs; i++)); do
-    emit fork-ready btrfs-fork "$i" "$(fork_timed "bench-fork-$i")"
+    emit_fork fork-ready "$i" "bench-fork-$i"
     spark-pg destroy "bench-fork-$i" >/dev/null
   done
 done
@@ -51,14 +59,18 @@ root=$(sed -n 's/^SPARK_PG_ROOT=//p' /etc/sparks/spark-pg.conf | tr -d '"')
 pool_used() { local block blocks free; read -r block blocks free < <(stat -f -c '%S %b %a' "$root"); echo $((block * (blocks - free))); }
 used_before=$(pool_used)
 for ((i = 1; i <= forks; i++)); do
-  emit many-forks btrfs-fork "$i" "$(fork_timed "bench-many-$i")"
+  emit_fork many-forks "$i" "bench-many-$i"
 done
 sleep 10 # each fork's checkpoint after promotion, done
 for ((i = 1; i <= forks; i++)); do
-  cgroup=/sys/fs/cgroup$(systemctl show -P ControlGroup "spark-pg@bench-many-$i.service")
-  read -r anon file shmem < <(awk '$1 == "anon" {a = $2} $1 == "file" {f = $2} $1 == "shmem" {s = $2} END {print a, f, s}' "$cgroup/memory.stat")
+  # Proportional set size of the fork's postmaster and its children: pages shared with other
+  # processes (the binaries, the page cache of files the forks share) counted by their share.
+  main=$(systemctl show -P MainPID "spark-pg@bench-many-$i.service")
+  mapfile -t children < <(pgrep -P "$main")
+  read -r pss anon file shmem < <(for pid in "$main" "${children[@]}"; do cat "/proc/$pid/smaps_rollup" 2>/dev/null; done |
+    awk '$1 == "Pss:" {p += $2} $1 == "Pss_Anon:" {a += $2} $1 == "Pss_File:" {f += $2} $1 == "Pss_Shmem:" {s += $2} END {print p * 1024, a * 1024, f * 1024, s * 1024}')
   exclusive=$(btrfs filesystem du -s --raw "$(spark-pg status "bench-many-$i" --json | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')" | awk 'END {print $2}')
-  emit fork-cost btrfs-fork "$i" 0 "\"memory_current\":$(cat "$cgroup/memory.current"),\"anon\":$anon,\"file\":$file,\"shmem\":$shmem,\"exclusive_bytes\":$exclusive"
+  emit fork-cost btrfs-fork "$i" 0 "\"pss\":$pss,\"anon\":$anon,\"file\":$file,\"shmem\":$shmem,\"exclusive_bytes\":$exclusive"
 done
 emit pool-use btrfs-fork 0 0 "\"forks\":$forks,\"used_before\":$used_before,\"used_after\":$(pool_used)"
 for ((i = forks; i >= 1; i--)); do spark-pg destroy "bench-many-$i" >/dev/null; done

@@ -15,8 +15,8 @@ import { copyScripts, ON_HOST_DIR } from "./scripts";
 
 interface Sample {
     kind: string; method: string; scale: number; bytes: number; run: number; ms: number;
-    memory_current?: number; anon?: number; file?: number; shmem?: number; exclusive_bytes?: number;
-    forks?: number; used_before?: number; used_after?: number;
+    pss?: number; anon?: number; file?: number; shmem?: number; exclusive_bytes?: number;
+    forks?: number; used_before?: number; used_after?: number; steps?: Record<string, number>;
 }
 
 const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GB`;
@@ -37,6 +37,14 @@ function report(samples: Sample[]): string {
         lines.push(`| ${gb(mine[0].bytes)} | ${spread(mine.map((s) => s.ms), ms)} | ${(median(mine.map((s) => s.ms)) / smallest).toFixed(2)} |`);
     }
 
+    const steps = ["locked", "snapshot", "config", "started", "password"];
+    lines.push("", "Where an idle fork's time goes: spark-pg's steps (SPARK_PG_TIMING), median ms into the command", "",
+        `| size | ${steps.join(" | ")} |`, `| --- |${" --- |".repeat(steps.length)}`);
+    for (const scale of scales) {
+        const mine = of("fork-ready").filter((s) => s.scale === scale);
+        lines.push(`| ${gb(mine[0].bytes)} | ${steps.map((step) => Math.round(median(mine.map((s) => s.steps?.[step] ?? NaN)))).join(" | ")} |`);
+    }
+
     const many = of("many-forks");
     const costs = of("fork-cost");
     const pool = of("pool-use")[0];
@@ -48,9 +56,10 @@ function report(samples: Sample[]): string {
             lines.push(`| ${from}-${Math.min(from + 9, many.length)} | ${spread(group, ms)} |`);
         }
         lines.push("", "Cost of each running fork (median (range)):", "", "| | per fork |", "| --- | --- |",
-            `| memory, its unit's cgroup | ${spread(costs.map((s) => s.memory_current!), mb)} |`,
-            `| of which anonymous + shared memory | ${spread(costs.map((s) => s.anon! + s.shmem!), mb)} |`,
-            `| of which page cache (reclaimable) | ${spread(costs.map((s) => s.file!), mb)} |`,
+            `| memory: PSS of its postmaster and children | ${spread(costs.map((s) => s.pss!), mb)} |`,
+            `| of which anonymous | ${spread(costs.map((s) => s.anon!), mb)} |`,
+            `| of which shared memory (its shared_buffers, as touched) | ${spread(costs.map((s) => s.shmem!), mb)} |`,
+            `| of which file pages (binaries, page cache it maps) | ${spread(costs.map((s) => s.file!), mb)} |`,
             `| disk, exclusive to the fork | ${spread(costs.map((s) => s.exclusive_bytes!), mb)} |`);
         if (pool) lines.push(`| pool's used space, grown by ${mb(pool.used_after! - pool.used_before!)} for ${pool.forks} forks | ${mb((pool.used_after! - pool.used_before!) / pool.forks!)} |`);
     }
