@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # What the fork benches' on-host scripts share (run.ts and tradeoff.ts copy it beside them): a
 # pgbench source made fresh, SQL on it, timing, a writer that runs until stopped. Sourced.
-set -euo pipefail
+set -eEuo pipefail
+# A failed command says where, not only the exit status the runner sees.
+trap 'echo "${BASH_SOURCE[0]##*/}: line $LINENO: exit $?" >&2' ERR
 cd /
 PG_BIN=/usr/lib/postgresql/15/bin
 src=bench-src

@@ -25,7 +25,7 @@ emit() { # METHOD RUN MS [ERROR]
 }
 
 make_source "$scale"
-[[ $load == idle ]] || start_load
+[[ $load == idle ]] || start_load 0
 pause() { if [[ $load == load ]]; then sleep 10; else sql -d postgres -c CHECKPOINT; sync; sleep 1; fi; }
 
 for ((i = 1; i <= runs; i++)); do

@@ -34,7 +34,7 @@ fork_timed() {
   t0=$EPOCHREALTIME
   fork_port=$(printf '%s\n' "$password" | SPARK_PG_TIMING=1 spark-pg fork "${2:-$src}" "$1" --password-stdin --json 2>"$steps_file" | json_port)
   await_query "$fork_port" spark
-  printf '%s "steps":{%s}' "$(ms_since "$t0")" "$(sed -n 's/^spark-pg: \([a-z]*\) at \([0-9]*\) ms$/"\1":\2/p' "$steps_file" | paste -sd, -)"
+  printf '%s "steps":{%s}\n' "$(ms_since "$t0")" "$(sed -n 's/^spark-pg: \([a-z]*\) at \([0-9]*\) ms$/"\1":\2/p' "$steps_file" | paste -sd, -)"
 }
 # emit_fork KIND RUN NAME [SOURCE]: a timed fork, as one line.
 emit_fork() {
