@@ -290,15 +290,10 @@ parse_source_spec() {
   [[ $1 != *@* ]] || check_snap_name "$SPEC_SNAP"
 }
 
-# The directories of snapshots: root's and 0700 like RUN_DIR, refused if anything else.
+# The directories of snapshots: root-only, like RUN_DIR.
 ensure_snap_dir() {
-  local d
-  for d in "$(snap_root)" "$(snap_dir "$1")"; do
-    [ -e "$d" ] || [ -L "$d" ] || mkdir -m 0700 "$d" 2>/dev/null || true
-    if [ -L "$d" ] || [ ! -d "$d" ] || [ "$(stat -c '%u %a' "$d")" != "0 700" ]; then
-      die "$d is not a root-only directory (root's, 0700, not a symlink); refusing to use it"
-    fi
-  done
+  ensure_root_only_dir "$(snap_root)"
+  ensure_root_only_dir "$(snap_dir "$1")"
 }
 
 # Reads SNAP.meta of NAME's SNAP into SNAP_*; never fails. SNAP_HEALTH: ok; partial (a snapshot

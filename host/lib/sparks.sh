@@ -93,14 +93,17 @@ valid_cidr() {
   if valid_ipv4 "$addr"; then ((10#$bits <= 32)); else valid_ipv6 "$addr" && ((10#$bits <= 128)); fi
 }
 
-# RUN_DIR holds the locks: root's, 0700, so no other user can open (and so hold) one. Refused if
-# anything else is there, a symlink above all.
-ensure_run_dir() {
-  [ -e "$RUN_DIR" ] || [ -L "$RUN_DIR" ] || mkdir -m 0700 "$RUN_DIR" 2>/dev/null || true
-  if [ -L "$RUN_DIR" ] || [ ! -d "$RUN_DIR" ] || [ "$(stat -c '%u %a' "$RUN_DIR")" != "0 700" ]; then
-    die "$RUN_DIR is not a root-only directory (root's, 0700, not a symlink); refusing to use it"
+# ensure_root_only_dir DIR: DIR made if absent, and refused unless it is root's and 0700 (so no
+# other user can open what is in it), a symlink above all.
+ensure_root_only_dir() {
+  [ -e "$1" ] || [ -L "$1" ] || mkdir -m 0700 "$1" 2>/dev/null || true
+  if [ -L "$1" ] || [ ! -d "$1" ] || [ "$(stat -c '%u %a' "$1")" != "0 700" ]; then
+    die "$1 is not a root-only directory (root's, 0700, not a symlink); refusing to use it"
   fi
 }
+
+# RUN_DIR holds the locks: root-only, so no other user can open (and so hold) one.
+ensure_run_dir() { ensure_root_only_dir "$RUN_DIR"; }
 
 # The allocation lock serialises name checks, port choice and subvolume creation across verbs.
 take_lock() {
