@@ -10,11 +10,14 @@ create)
     if ! grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
         echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
     fi
-    # Sparks runs lighttpd under units of its own (spark-skills-http): Debian's would take port 80.
-    if [ "$(systemctl is-enabled lighttpd.service 2>/dev/null || true)" != masked ]; then
-        systemctl mask --quiet lighttpd.service
-        systemctl stop lighttpd.service 2>/dev/null || true
-    fi
+    # Sparks runs lighttpd and Redis under units of its own (spark-skills-http, spark-redis@):
+    # Debian's would take ports 80 and 6379. Masked before the install, so they never start.
+    for unit in lighttpd.service redis-server.service; do
+        if [ "$(systemctl is-enabled "$unit" 2>/dev/null || true)" != masked ]; then
+            systemctl mask --quiet "$unit"
+            systemctl stop "$unit" 2>/dev/null || true
+        fi
+    done
     missing=()
     for package in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

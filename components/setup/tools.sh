@@ -2,8 +2,8 @@
 # Installs the host tools (this repo's host/ tree) from the staging copy, atomically, plus their
 # systemd units and config. Delete stops the services and removes all of it; pool data stays.
 # Vars: HOST, STAGING (where CopyToRemote put host/, inside the root-only directory staging.sh
-# made), TOOLS_HASH, POOL_DIR, PG_CONF (file content), DEV_DIR (spark-dev's root on the pool),
-# SKILLS_DIR (spark-skills's subvolume on the pool).
+# made), TOOLS_HASH, POOL_DIR, PG_CONF and REDIS_CONF (file contents), DEV_DIR (spark-dev's root on
+# the pool), SKILLS_DIR (spark-skills's subvolume on the pool).
 set -euo pipefail
 dest=/opt/sparks
 fail() { echo "sparks setup: host $HOST: tools: $*" >&2; exit 1; }
@@ -44,6 +44,8 @@ create)
     install -d -m 0755 /etc/sparks "$POOL_DIR"
     printf '%s\n' "$PG_CONF" >/etc/sparks/spark-pg.conf.new
     mv /etc/sparks/spark-pg.conf.new /etc/sparks/spark-pg.conf
+    printf '%s\n' "$REDIS_CONF" >/etc/sparks/spark-redis.conf.new
+    mv /etc/sparks/spark-redis.conf.new /etc/sparks/spark-redis.conf
     printf 'SPARK_DEV_ROOT=%s\n' "$DEV_DIR" >/etc/sparks/spark-dev.conf.new
     mv /etc/sparks/spark-dev.conf.new /etc/sparks/spark-dev.conf
     printf 'SPARK_SKILLS_ROOT=%s\n' "$SKILLS_DIR" >/etc/sparks/spark-skills.conf.new
@@ -53,13 +55,13 @@ create)
     echo "tools: $TOOLS_HASH installed in $dest"
     ;;
 delete)
-    units=$(systemctl list-units 'spark-pg@*' 'spark-dev@*' --all --plain --no-legend | awk '{print $1}')
+    units=$(systemctl list-units 'spark-pg@*' 'spark-redis@*' 'spark-dev@*' --all --plain --no-legend | awk '{print $1}')
     for unit in $units spark-dev-idle.timer spark-pg-expire.timer spark-skills-http.service; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
     if [ -d "$dest" ]; then
         for tool in "$dest"/bin/*; do rm -f "/usr/local/bin/$(basename "$tool")"; done
         for unit in "$dest"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$unit")"; done
     fi
-    rm -rf "$dest" "$dest.old" /etc/sparks /run/spark-pg /run/spark-dev /run/spark-skills
+    rm -rf "$dest" "$dest.old" /etc/sparks /run/spark-pg /run/spark-redis /run/spark-dev /run/spark-skills
     systemctl daemon-reload
     echo "tools: removed; data under $POOL_DIR, $DEV_DIR and $SKILLS_DIR is kept"
     ;;

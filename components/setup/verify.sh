@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the host really works: pool mounted and writable, tools at the expected version,
-# KVM answering, the Postgres TLS certificate, no failed spark-pg units. Every check runs, also
-# after one fails.
+# KVM answering, the Postgres TLS certificate, no failed spark-pg or spark-redis units. Every
+# check runs, also after one fails.
 #   create (the verify step of `pulumi up`): prints the findings as one JSON object; a failed
 #     check fails the step, one line each, naming the host, the check and what to do.
 #   check (`sparks verify`): prints every check as a JSON line {"check","ok","detail"}.
@@ -45,10 +45,10 @@ check_tls() {
 
 check_units() {
   local failed active
-  failed=$(systemctl list-units --failed --plain --no-legend 'spark-pg@*' | awk '{ print $1 }' | paste -sd' ')
-  [ -z "$failed" ] || { echo "failed: $failed; see journalctl -u UNIT, then spark-pg start NAME"; return 1; }
-  active=$(systemctl list-units --state=active --plain --no-legend 'spark-pg@*' | wc -l)
-  echo "no failed spark-pg units; $active running"
+  failed=$(systemctl list-units --failed --plain --no-legend 'spark-pg@*' 'spark-redis@*' | awk '{ print $1 }' | paste -sd' ')
+  [ -z "$failed" ] || { echo "failed: $failed; see journalctl -u UNIT, then spark-pg (or spark-redis) start NAME"; return 1; }
+  active=$(systemctl list-units --state=active --plain --no-legend 'spark-pg@*' 'spark-redis@*' | wc -l)
+  echo "no failed spark-pg or spark-redis units; $active running"
 }
 
 # The dev containers, each as `spark-dev verify` proves it (SSH in as dev, a KVM guest, the same
