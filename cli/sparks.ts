@@ -55,7 +55,7 @@ function verifyReport(results: CheckResult[]): string {
 export function program(): Command {
     const sparks = new Command("sparks").description("Verify and inspect a deployed Sparks stack (deploy with pulumi up)");
     sparks.command("verify")
-        .description("re-run every check live: hosts (pool, tools, KVM, TLS, units, dev containers), orphans, and every database (own password, TLS, lineage, divergence)")
+        .description("re-run every check live: hosts (pool, tools, KVM, TLS, units, dev containers), orphans, and every database, Postgres and Redis (own password, TLS, lineage, divergence)")
         .requiredOption("-s, --stack <stack>", "the stack to verify", stackName)
         .option("--json", "print the results as JSON")
         .action(async (opts: { stack: string; json?: boolean }) => {
@@ -81,8 +81,8 @@ export function program(): Command {
                 h.pool === undefined ? "-" : `${h.pool.used}/${h.pool.size} (${h.pool.available})`,
             ])));
             console.log();
-            console.log(table(["DATABASE", "HOST", "STATE", "PORT", "SOURCE", "MANAGED BY"], status.databases.map((d) => [
-                d.name, d.host, d.state, String(d.port ?? "-"), d.source ?? "-",
+            console.log(table(["DATABASE", "TOOL", "HOST", "STATE", "PORT", "SOURCE", "MANAGED BY"], status.databases.map((d) => [
+                d.name, d.tool, d.host, d.state, String(d.port ?? "-"), d.source ?? "-",
                 { stack: "this stack", orphan: "ORPHAN (this stack made it, no longer manages it)", other: "another stack", hand: "hand" }[d.managedBy],
             ])));
         });

@@ -1,7 +1,7 @@
 // `sparks status`: what a stack's hosts and databases are doing now, read live over SSH: each
 // host's reachability, installed tools against this checkout's, and pool use; each database's
-// state, port and source as spark-pg lists it, and whether this stack manages it.
-import { HostChecks, StackOutputs } from "./verify";
+// state, port and source as its tool (spark-pg, spark-redis) lists it, and whether this stack manages it.
+import { DATABASE_TOOLS, HostChecks, StackOutputs } from "./verify";
 
 export interface HostStatus {
     host: string;
@@ -16,6 +16,8 @@ export interface HostStatus {
 
 export interface DatabaseStatus {
     name: string;
+    /** The tool that runs it: each tool's names are a namespace of their own. */
+    tool: (typeof DATABASE_TOOLS)[number]["tool"];
     host: string;
     state: string;
     port: number | null;
@@ -34,16 +36,19 @@ export async function stackStatus(outputs: StackOutputs, access: HostChecks): Pr
     const databases: DatabaseStatus[] = [];
     for (const [name, recorded] of Object.entries(outputs.hosts ?? {})) {
         try {
-            const [tools, df, list] = (await access.run(name,
-                `cat /opt/sparks/.content-hash 2>/dev/null || echo none; echo; df -h --output=size,used,avail ${recorded.pool} | tail -1; echo; spark-pg list --json`))
+            const lists = DATABASE_TOOLS.map(({ tool }) => `echo; ${tool} list --json`).join("; ");
+            const [tools, df, ...listed] = (await access.run(name,
+                `cat /opt/sparks/.content-hash 2>/dev/null || echo none; echo; df -h --output=size,used,avail ${recorded.pool} | tail -1; ${lists}`))
                 .split("\n\n");
             const [size, used, available] = df.trim().split(/\s+/);
             hosts.push({ host: name, reachable: true, tools: tools.trim(), toolsCurrent: tools.trim() === expectedTools, pool: { size, used, available } });
-            for (const db of JSON.parse(list) as Listed[]) {
-                const managed = outputs.postgres?.[db.name]?.host === name;
-                const managedBy = managed ? "stack" : db.owner === null ? "hand" : db.owner.startsWith(access.ownerPrefix) ? "orphan" : "other";
-                databases.push({ name: db.name, host: name, state: db.state, port: db.port, source: db.source, managedBy });
-            }
+            DATABASE_TOOLS.forEach(({ tool, output }, i) => {
+                for (const db of JSON.parse(listed[i]) as Listed[]) {
+                    const managed = outputs[output]?.[db.name]?.host === name;
+                    const managedBy = managed ? "stack" : db.owner === null ? "hand" : db.owner.startsWith(access.ownerPrefix) ? "orphan" : "other";
+                    databases.push({ name: db.name, tool, host: name, state: db.state, port: db.port, source: db.source, managedBy });
+                }
+            });
         } catch (error) {
             hosts.push({ host: name, reachable: false, error: (error as Error).message });
         }

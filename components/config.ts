@@ -13,14 +13,17 @@ import * as pulumiRuntimeConfig from "@pulumi/pulumi/runtime/config";
 import { z } from "zod";
 import {
     Address, addressIdentity, Cidr, DevContainerSpec, HostEntry, keyMaterial, LAB_SSH_PORT, labAddress, LabSpec, NAMESPACE,
-    FORK_SOURCE_PATTERN, NOT_A_PRIVATE_KEY, OTHER_NAMESPACES, parseCidr, PgForkEntry, PgInstanceSpec, PgSettings, POOL_DEFAULTS, PoolSettings, PRIVATE_KEY_BLOCK, ProjectFile,
-    readHostKey, SkillsRepoSpec, SSH_PRIVATE_KEY, SshSettings, StackConfig, WORLD_OPEN_BELOW,
+    FORK_SOURCE_PATTERN, NAME_PATTERN, NOT_A_PRIVATE_KEY, OTHER_NAMESPACES, parseCidr, PgForkEntry, PgInstanceSpec, PgSettings, POOL_DEFAULTS, PoolSettings,
+    PortRange, PRIVATE_KEY_BLOCK, ProjectFile, readHostKey, RedisConfig, RedisForkEntry, SkillsRepoSpec, SSH_PRIVATE_KEY, SshSettings, StackConfig,
+    WORLD_OPEN_BELOW,
 } from "./configSchema";
 import { readFileIfExists } from "./files";
 import { LAB_PASSPHRASE, secretsUnderLabPassphrase } from "./identity";
 
 export { NAME_PATTERN, NAMESPACE, uriHost } from "./configSchema";
-export type { DevContainerSpec, LabSpec, ListenOn, PgInstanceSpec, PgSettings, PoolSettings, SkillsRepoSpec, SshSettings } from "./configSchema";
+export type {
+    DevContainerSpec, LabSpec, ListenOn, PgInstanceSpec, PgSettings, PoolSettings, PortRange, RedisInstanceSpec, RedisSettings, SkillsRepoSpec, SshSettings,
+} from "./configSchema";
 
 /** A host as the program deploys it: its entry, with sparks:ssh's user and sparks:pool filled in. */
 export type HostSpec = Pick<HostEntry, "name" | "address" | "port"> & {
@@ -39,6 +42,14 @@ export type PgForkSpec = PgForkEntry & {
     sourceSnapshot?: string;
 };
 
+export type RedisForkSpec = RedisForkEntry & {
+    /** The host of the source's root instance: a fork is a copy of it, made beside it. */
+    host: string;
+};
+
+/** sparks:redis as the program deploys it: its forks placed on their hosts. */
+export type RedisFleet = Omit<RedisConfig, "forks"> & { forks: RedisForkSpec[] };
+
 export interface FleetConfig {
     /** Set on lab stacks only: the one kind of stack whose secrets may be under LAB_PASSPHRASE. */
     lab?: LabSpec;
@@ -47,6 +58,7 @@ export interface FleetConfig {
     pg: PgSettings;
     postgres: PgInstanceSpec[];
     forks: PgForkSpec[];
+    redis: RedisFleet;
     devContainers: DevContainerSpec[];
     skillsRepo?: SkillsRepoSpec;
 }
@@ -264,13 +276,40 @@ function checkDevContainerAddresses(containers: DevContainerSpec[], hosts: HostS
     });
 }
 
-/** The skills repo's port is its host's alone: not its sshd's, not one spark-pg hands out. */
-function checkSkillsPort(repo: SkillsRepoSpec, pg: PgSettings, hosts: HostSpec[], problems: Problems): void {
+/** Where one host tool's databases are in the config, and what their forks' sources may be. */
+interface DatabaseKeys {
+    /** The tool that runs them on a host, handing each a port of its range. */
+    tool: string;
+    ports: string;
+    instances: string;
+    forks: string;
+    /** A fork's source as the declaration accepts it. */
+    forkSource: RegExp;
+}
+const POSTGRES_KEYS: DatabaseKeys = {
+    tool: "spark-pg", ports: "sparks:pg.ports", instances: "sparks:postgres", forks: "sparks:forks", forkSource: FORK_SOURCE_PATTERN,
+};
+const REDIS_KEYS: DatabaseKeys = {
+    tool: "spark-redis", ports: "sparks:redis.ports", instances: "sparks:redis.instances", forks: "sparks:redis.forks", forkSource: NAME_PATTERN,
+};
+
+/** A tool's port range, and its databases: each holds one of the range's ports on its host. */
+interface PortUse {
+    keys: DatabaseKeys;
+    ports: PortRange;
+    instances: { host: string }[];
+    forks: { host: string }[];
+}
+
+/** The skills repo's port is its host's alone: not its sshd's, not one a database tool hands out. */
+function checkSkillsPort(repo: SkillsRepoSpec, uses: PortUse[], hosts: HostSpec[], problems: Problems): void {
     const key = "sparks:skillsRepo.port";
     const host = hosts.find((h) => h.name === repo.host);
     if (typeof repo.port !== "number") return; // refused by the schema already
-    if (repo.port >= pg.ports.first && repo.port <= pg.ports.last) {
-        problems.add(key, `${problems.show(key, repo.port)} is in sparks:pg.ports (${pg.ports.first}-${pg.ports.last}), which spark-pg hands to databases`);
+    const taken = uses.find(({ ports }) => repo.port >= ports.first && repo.port <= ports.last);
+    if (taken !== undefined) {
+        problems.add(key, `${problems.show(key, repo.port)} is in ${taken.keys.ports} (${taken.ports.first}-${taken.ports.last}), ` +
+            `which ${taken.keys.tool} hands to databases`);
     } else if (host !== undefined && repo.port === host.port) {
         problems.add(key, `${problems.show(key, repo.port)} is the SSH port of host ${host.name}`);
     }
@@ -294,40 +333,71 @@ function checkWorldOpen(allow: string[], allowWorld: boolean, problems: Problems
     });
 }
 
-/** Every instance and fork holds a port of its host's range for as long as it exists. */
-function checkPortRange(pg: PgSettings, hosts: HostSpec[], postgres: PgInstanceSpec[], forks: PgForkSpec[], problems: Problems): void {
-    const size = pg.ports.last - pg.ports.first + 1;
+/** A port range as messages show it: "5432-5499". */
+const shownRange = (use: PortUse, problems: Problems) => problems.show(use.keys.ports, `${use.ports.first}-${use.ports.last}`);
+
+/** Every instance and fork holds a port of its tool's range on its host for as long as it exists. */
+function checkPortRange(use: PortUse, hosts: HostSpec[], problems: Problems): void {
+    const size = use.ports.last - use.ports.first + 1;
     for (const host of new Set(hosts.map((h) => h.name))) {
-        const instances = postgres.filter((p) => p.host === host).length;
-        const forksHere = forks.filter((f) => f.host === host).length;
+        const instances = use.instances.filter((p) => p.host === host).length;
+        const forksHere = use.forks.filter((f) => f.host === host).length;
         if (host !== "" && instances + forksHere > size) {
-            problems.add("sparks:pg.ports", `${problems.show("sparks:pg.ports", `${pg.ports.first}-${pg.ports.last}`)} has ${count(size, "port")}, ` +
+            problems.add(use.keys.ports, `${shownRange(use, problems)} has ${count(size, "port")}, ` +
                 `but host ${host} needs ${instances + forksHere} (${count(instances, "instance")} and ${count(forksHere, "fork")}); widen the range`);
         }
     }
 }
 
+/** Each tool hands out its own range's ports, unaware of the others': two ranges that overlap could give one port twice. */
+function checkPortsApart(uses: PortUse[], problems: Problems): void {
+    uses.forEach((use, i) => {
+        const other = uses.slice(0, i).find(({ ports }) => ports.first <= use.ports.last && use.ports.first <= ports.last);
+        if (other !== undefined) {
+            problems.add(use.keys.ports, `${shownRange(use, problems)} overlaps ${other.keys.ports} (${other.ports.first}-${other.ports.last}): ` +
+                `${use.keys.tool} and ${other.keys.tool} could hand out the same port`);
+        }
+    });
+}
+
 /** "1 fork", "2 forks". */
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
+/**
+ * One tool's instances and forks: their names are one namespace (each is a database with its own
+ * URI), instances are on hosts of sparks:hosts, and each fork is placed on its root instance's host.
+ */
+function readDatabases<F extends { name: string; source: string }>(keys: DatabaseKeys, instances: DatabaseInstance[], forks: F[], hosts: HostSpec[],
+    problems: Problems) {
+    checkUnique([
+        ...instances.map((p, i) => ({ name: p.name, key: `${keys.instances}[${i}].name` })),
+        ...forks.map((f, i) => ({ name: f.name, key: `${keys.forks}[${i}].name` })),
+    ], problems);
+    instances.forEach((p, i) => checkHostRef(p.host, `${keys.instances}[${i}].host`, hosts, problems));
+    return resolveForks(keys, forks, instances, problems);
+}
+
+/** An instance as forks see it: Postgres instances may have named snapshots to fork, Redis ones none. */
+type DatabaseInstance = { name: string; host: string; snapshots?: string[] };
+
 /** Follows each fork's source chain to its root instance; reports unknown sources, snapshots and cycles. */
-function resolveForks(entries: PgForkEntry[], postgres: PgInstanceSpec[], problems: Problems): PgForkSpec[] {
+function resolveForks<F extends { name: string; source: string }>(keys: DatabaseKeys, entries: F[], instances: DatabaseInstance[], problems: Problems) {
     const sourceOf = new Map(entries.map((f) => [f.name, f.source.split("@")[0]]));
-    const hostOf = new Map(postgres.map((p) => [p.name, p.host]));
-    return entries.map((entry, i) => {
-        const key = `sparks:forks[${i}].source`;
+    const hostOf = new Map(instances.map((p) => [p.name, p.host]));
+    return entries.map((entry, i): F & { host: string; sourceSnapshot?: string } => {
+        const key = `${keys.forks}[${i}].source`;
         const [source, sourceSnapshot] = entry.source.split("@");
         const fork = { ...entry, source, ...(sourceSnapshot === undefined ? {} : { sourceSnapshot }) };
         // A source the schema refused has said so already.
-        if (!FORK_SOURCE_PATTERN.test(entry.source)) return { ...fork, host: "" };
+        if (!keys.forkSource.test(entry.source)) return { ...fork, host: "" };
         if (sourceSnapshot !== undefined) {
-            const instance = postgres.findIndex((p) => p.name === source);
+            const instance = instances.findIndex((p) => p.name === source);
             if (instance < 0) {
-                problems.add(key, `${problems.show(key, entry.source)}: only an instance in sparks:postgres has snapshots, and '${source}' is none`);
+                problems.add(key, `${problems.show(key, entry.source)}: only an instance in ${keys.instances} has snapshots, and '${source}' is none`);
                 return { ...fork, host: "" };
             }
-            if (!(postgres[instance].snapshots ?? []).includes(sourceSnapshot)) {
-                problems.add(key, `${problems.show(key, entry.source)}: '${sourceSnapshot}' is not in sparks:postgres[${instance}].snapshots`);
+            if (!(instances[instance].snapshots ?? []).includes(sourceSnapshot)) {
+                problems.add(key, `${problems.show(key, entry.source)}: '${sourceSnapshot}' is not in ${keys.instances}[${instance}].snapshots`);
                 return { ...fork, host: "" };
             }
         }
@@ -342,7 +412,7 @@ function resolveForks(entries: PgForkEntry[], postgres: PgInstanceSpec[], proble
             const next = sourceOf.get(current);
             if (next === undefined) {
                 // Only the fork that names the missing source reports it, not its descendants.
-                if (current === fork.source) problems.add(key, `${problems.show(key, current)} is not an instance in sparks:postgres or a fork in sparks:forks`);
+                if (current === fork.source) problems.add(key, `${problems.show(key, current)} is not an instance in ${keys.instances} or a fork in ${keys.forks}`);
                 return { ...fork, host: "" };
             }
             visited.add(current);
@@ -386,30 +456,30 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
     const hosts = readHosts(config, env, problems);
     const { allowWorld, ...pg } = config["sparks:pg"];
     checkWorldOpen(pg.allow, allowWorld, problems);
-    const { "sparks:postgres": postgres, "sparks:devContainers": devContainers, "sparks:skillsRepo": skillsRepo } = config;
+    const { "sparks:postgres": postgres, "sparks:redis": redis, "sparks:devContainers": devContainers, "sparks:skillsRepo": skillsRepo } = config;
 
     checkUnique(hosts.map((h, i) => ({ name: h.name, key: `sparks:hosts[${i}].name` })), problems);
     checkUniqueAddresses(hosts, problems);
-    // Instances and forks share one namespace: each is a spark-pg instance with its own URI.
-    checkUnique([
-        ...postgres.map((p, i) => ({ name: p.name, key: `sparks:postgres[${i}].name` })),
-        ...config["sparks:forks"].map((f, i) => ({ name: f.name, key: `sparks:forks[${i}].name` })),
-    ], problems);
     checkUnique(devContainers.map((d, i) => ({ name: d.name, key: `sparks:devContainers[${i}].name` })), problems);
     if (lab !== undefined) {
         checkUnique(lab.hosts.map((name, i) => ({ name, key: `sparks:lab.hosts[${i}]` })), problems);
         lab.hosts.forEach((name, i) => checkHostRef(name, `sparks:lab.hosts[${i}]`, hosts, problems));
     }
-    postgres.forEach((p, i) => checkHostRef(p.host, `sparks:postgres[${i}].host`, hosts, problems));
     postgres.forEach((p, i) => checkUnique((p.snapshots ?? []).map((name, j) => ({ name, key: `sparks:postgres[${i}].snapshots[${j}]` })), problems));
     devContainers.forEach((d, i) => checkHostRef(d.host, `sparks:devContainers[${i}].host`, hosts, problems));
     if (skillsRepo) checkHostRef(skillsRepo.host, "sparks:skillsRepo.host", hosts, problems);
-    const forks = resolveForks(config["sparks:forks"], postgres, problems);
-    if (!problems.has("sparks:pg.ports")) checkPortRange(pg, hosts, postgres, forks, problems);
+    const forks = readDatabases(POSTGRES_KEYS, postgres, config["sparks:forks"], hosts, problems);
+    const redisForks = readDatabases(REDIS_KEYS, redis.instances, redis.forks, hosts, problems);
+    const portUses: PortUse[] = [
+        { keys: POSTGRES_KEYS, ports: pg.ports, instances: postgres, forks },
+        { keys: REDIS_KEYS, ports: redis.ports, instances: redis.instances, forks: redisForks },
+    ].filter(({ keys }) => !problems.has(keys.ports)); // a refused range stands at its default here
+    portUses.forEach((use) => checkPortRange(use, hosts, problems));
+    checkPortsApart(portUses, problems);
 
     checkDevContainerAddresses(devContainers, hosts, problems);
 
-    if (skillsRepo !== undefined && !problems.has("sparks:pg.ports")) checkSkillsPort(skillsRepo, pg, hosts, problems);
+    if (skillsRepo !== undefined) checkSkillsPort(skillsRepo, portUses, hosts, problems);
 
     // A lab stack logs in with the lab's own key.
     const loginWays = [config["sparks:sshPrivateKey"] !== undefined, ssh.privateKeyFile !== undefined, ssh.agent, lab !== undefined];
@@ -419,7 +489,7 @@ export function parseFleetConfig(raw: Record<string, unknown>, env: ConfigEnviro
     }
 
     if (problems.list.length > 0) return { problems: problems.list };
-    return { fleet: { lab, ssh, hosts, pg, postgres, forks, devContainers, skillsRepo }, problems: [] };
+    return { fleet: { lab, ssh, hosts, pg, postgres, forks, redis: { ...redis, forks: redisForks }, devContainers, skillsRepo }, problems: [] };
 }
 
 /** Pulumi hands every value over as a string; structured ones are JSON. */

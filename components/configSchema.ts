@@ -310,6 +310,19 @@ const PgFork = fields({
     source: matching("an instance or fork's name, or INSTANCE@SNAPSHOT", FORK_SOURCE_PATTERN)
         .describe("A Postgres instance or another fork, or an instance's snapshot as INSTANCE@SNAPSHOT (a fixture)"),
 }).describe("A fork of an instance, of another fork or of an instance's snapshot, on the source's host");
+const RedisInstance = fields({ name: Name, host: HostName }).describe("A Redis instance");
+const RedisFork = fields({
+    name: Name,
+    source: matching("an instance or fork's name", NAME_PATTERN).describe("A Redis instance or another Redis fork (Redis has no snapshots to fork)"),
+}).describe("A copy of a Redis instance or fork as of when it is made, on the source's host");
+const Redis = fields({
+    ports: PortRange.prefault("6379-6449")
+        .describe("Ports handed to Redis instances and forks, inclusive, within 1024-65535 and apart from sparks:pg.ports: each holds one port on its host"),
+    listen: list(ListenOn).default(["loopback", "private"]).describe("Where Redis listens: loopback and/or the host's address"),
+    protectInstances: YesNo.default(true).describe("Removing an instance from config fails `pulumi up` instead of dropping its data (forks are never protected)"),
+    instances: list(RedisInstance).default([]),
+    forks: list(RedisFork).default([]),
+}).describe("Redis databases, run by spark-redis: their names are a namespace of their own, apart from Postgres's");
 /** A dev container's name becomes its veth's (ve-NAME, at most 15 bytes): 2-12 long. */
 export const DEV_CONTAINER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
 const PUBLIC_KEY_TYPES = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
@@ -352,6 +365,7 @@ const SPARKS_KEYS = {
     "sparks:pg": Pg.prefault({}),
     "sparks:postgres": list(PgInstance).default([]),
     "sparks:forks": list(PgFork).default([]),
+    "sparks:redis": Redis.prefault({}),
     "sparks:devContainers": list(DevContainer).default([]),
     "sparks:skillsRepo": SkillsRepo.optional(),
 };
@@ -364,10 +378,16 @@ export type SshSettings = z.output<typeof Ssh>;
 export type PoolSettings = z.output<typeof Pool>;
 export type HostEntry = z.output<typeof Host>;
 export type ListenOn = z.output<typeof ListenOn>;
+export type PortRange = z.output<typeof PortRange>;
 /** allowWorld only decides which pg.allow entries config accepts; nothing downstream reads it. */
 export type PgSettings = Omit<z.output<typeof Pg>, "allowWorld">;
 export type PgInstanceSpec = z.output<typeof PgInstance>;
 export type PgForkEntry = z.output<typeof PgFork>;
+export type RedisConfig = z.output<typeof Redis>;
+/** What a host's setup needs of sparks:redis: the ports spark-redis hands out and where it listens. */
+export type RedisSettings = Pick<RedisConfig, "ports" | "listen">;
+export type RedisInstanceSpec = z.output<typeof RedisInstance>;
+export type RedisForkEntry = z.output<typeof RedisFork>;
 export type DevContainerSpec = z.output<typeof DevContainer>;
 export type SkillsRepoSpec = z.output<typeof SkillsRepo>;
 

@@ -1,11 +1,34 @@
-// The whole fleet from validated config: hosts first, then their databases, forks after sources.
+// The whole fleet from validated config: hosts first, then their databases (Postgres, Redis), forks
+// after their sources.
 import * as pulumi from "@pulumi/pulumi";
 import { LoadedFleet } from "./config";
 import { DevContainer } from "./devContainer";
 import { LabHost } from "./labHost";
 import { SkillsRepo } from "./skillsRepo";
 import { SparksHost } from "./sparksHost";
+import { SparkDatabase } from "./sparkDatabase";
 import { PgDatabase, PgFork, PgInstance, PgSnapshot } from "./sparkPg";
+import { RedisDatabase, RedisFork, RedisInstance } from "./sparkRedis";
+
+/**
+ * Makes each fork once its source is in `databases`, and adds it there: config order need not be
+ * dependency order. A round that places nothing means a source that never appears (config refuses
+ * those; callers of deployFleet need not have used it): stop there instead of spinning.
+ */
+function placeForks<F extends { name: string; source: string }, D>(kind: string, forks: F[], databases: Map<string, D>, make: (fork: F, source: D) => D): void {
+    let pending = forks;
+    while (pending.length > 0) {
+        const ready = pending.filter((fork) => databases.has(fork.source));
+        if (ready.length === 0) {
+            throw new pulumi.RunError(`${kind} forks without a source: ${pending.map((f) => `${f.name} (source ${f.source})`).join(", ")}`);
+        }
+        for (const fork of ready) databases.set(fork.name, make(fork, databases.get(fork.source)!));
+        pending = pending.filter((fork) => !databases.has(fork.name));
+    }
+}
+
+/** A database's stack output: where it is, what it was forked from, and its URI (a secret). */
+const databaseOutput = (db: SparkDatabase) => ({ port: db.port, uri: db.uri, source: db.source, host: db.hostName });
 
 export function deployFleet(fleet: LoadedFleet) {
     // A lab host is a machine the stack makes, pinned as made; any other host is pinned in config.
@@ -21,6 +44,7 @@ export function deployFleet(fleet: LoadedFleet) {
             ssh: fleet.ssh,
             privateKey: machine?.privateKey ?? fleet.sshPrivateKey,
             pg: fleet.pg,
+            redis: fleet.redis,
             devImage: fleet.devContainers.some((c) => c.host === host.name),
         }, onHost(host.name))];
     }));
@@ -36,21 +60,14 @@ export function deployFleet(fleet: LoadedFleet) {
                 new PgSnapshot(`${instance.name}-snapshot-${snapshot}`, { host, instance: database, snapshot }, onHost(instance.host)));
         }
     }
-    // Config order need not be dependency order: keep placing forks whose source exists. A round
-    // that places nothing means a source that never appears (config refuses those; callers of
-    // this function need not have used it): stop there instead of spinning.
-    let pending = fleet.forks;
-    while (pending.length > 0) {
-        const ready = pending.filter((fork) => databases.has(fork.source));
-        if (ready.length === 0) {
-            throw new pulumi.RunError(`forks without a source: ${pending.map((f) => `${f.name} (source ${f.source})`).join(", ")}`);
-        }
-        for (const fork of ready) {
-            const snapshot = fork.sourceSnapshot === undefined ? undefined : snapshots.get(`${fork.source}@${fork.sourceSnapshot}`);
-            databases.set(fork.name, new PgFork(fork.name, { host: hosts.get(fork.host)!, source: databases.get(fork.source)!, snapshot }, onHost(fork.host)));
-        }
-        pending = pending.filter((fork) => !databases.has(fork.name));
-    }
+    placeForks("Postgres", fleet.forks, databases, (fork, source) => {
+        const snapshot = fork.sourceSnapshot === undefined ? undefined : snapshots.get(`${fork.source}@${fork.sourceSnapshot}`);
+        return new PgFork(fork.name, { host: hosts.get(fork.host)!, source, snapshot }, onHost(fork.host));
+    });
+    // Redis names are a namespace of their own: a Redis database may share a Postgres one's name.
+    const redis = new Map<string, RedisDatabase>(fleet.redis.instances.map((instance) => [instance.name,
+        new RedisInstance(instance.name, { host: hosts.get(instance.host)!, protect: fleet.redis.protectInstances }, onHost(instance.host))]));
+    placeForks("Redis", fleet.redis.forks, redis, (fork, source) => new RedisFork(fork.name, { host: hosts.get(fork.host)!, source }, onHost(fork.host)));
 
     const skillsSpec = fleet.skillsRepo;
     const skills = skillsSpec === undefined ? undefined
@@ -62,6 +79,7 @@ export function deployFleet(fleet: LoadedFleet) {
         devContainers: Object.fromEntries(devContainers.map((c) => [c.containerName, c.status])),
         skillsRepo: skills?.status,
         hosts: Object.fromEntries([...hosts].map(([name, host]) => [name, host.verification])),
-        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { port: db.port, uri: db.uri, source: db.source, sourceSnapshot: db.sourceSnapshot, host: db.hostName }])),
+        postgres: Object.fromEntries([...databases].map(([name, db]) => [name, { ...databaseOutput(db), sourceSnapshot: db.sourceSnapshot }])),
+        redis: Object.fromEntries([...redis].map(([name, db]) => [name, databaseOutput(db)])),
     };
 }

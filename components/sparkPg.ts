@@ -1,25 +1,17 @@
 // spark-pg databases as Pulumi resources: a PgInstance is a fresh Postgres on its own btrfs
 // subvolume, a PgSnapshot a named read-only snapshot of one (a fixture), a PgFork a writable
 // snapshot of an instance, of another fork or of a PgSnapshot. All are driven by the host's
-// `spark-pg` tool over SSH; each database has its own random password.
+// `spark-pg` tool over SSH; each database has its own random password (sparkDatabase.ts).
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import * as random from "@pulumi/random";
 import { uriHost } from "./config";
 import { ownerOf } from "./identity";
 import { requireName } from "./names";
 import { QUIET_REMOTE, SparksHost } from "./sparksHost";
 import { shellQuote } from "./shell";
+import { DatabaseTool, SparkDatabase, SparkDatabaseArgs } from "./sparkDatabase";
 
-export interface PgDatabaseArgs {
-    /** The host it lives on: a fork lives on its source's host. */
-    host: SparksHost;
-    /**
-     * Refuse to delete it: removing it from config then fails `pulumi up` instead of dropping data.
-     * @default true for instances, false for forks
-     */
-    protect?: boolean;
-}
+export type PgDatabaseArgs = SparkDatabaseArgs;
 
 export interface PgForkArgs extends PgDatabaseArgs {
     /** The instance or fork it snapshots. */
@@ -47,50 +39,25 @@ function recordLineage(name: string): string {
     return `printf '%s\\n' ${shellQuote(script)} | spark-pg connect ${shellQuote(name)} --psql >/dev/null`;
 }
 
-/** What every spark-pg database exposes. */
-export abstract class PgDatabase extends pulumi.ComponentResource {
-    /** The port spark-pg gave it (kept across restarts). */
-    readonly port: pulumi.Output<number>;
-    /** `postgresql://spark:PASSWORD@ADDRESS:PORT/spark?sslmode=verify-full`, a secret; verify the
-     *  server against its host's `pgCertificate` (the `hosts` output) as sslrootcert. */
-    readonly uri: pulumi.Output<string>;
-    /** The resource to depend on to run after it exists. */
-    readonly created: command.remote.Command;
-    /** Its spark-pg name on the host. */
-    readonly databaseName: string;
-    /** What it was forked from, if it is a fork. */
-    readonly source?: string;
+const SPARK_PG: DatabaseTool = {
+    name: "pg",
+    recordLineage,
+    uri: (password, address, port) => pulumi.interpolate`postgresql://spark:${password}@${uriHost(address)}:${port}/spark?sslmode=verify-full`,
+};
+
+/**
+ * What every spark-pg database exposes. Its `uri` is
+ * `postgresql://spark:PASSWORD@ADDRESS:PORT/spark?sslmode=verify-full`: verify the server against
+ * its host's `pgCertificate` (the `hosts` output) as sslrootcert.
+ */
+export abstract class PgDatabase extends SparkDatabase {
     /** The source's snapshot it was forked from, if any (a fixture). */
     readonly sourceSnapshot?: string;
-    /** The host it runs on (whose `pgCertificate` its TLS presents). */
-    readonly hostName: string;
 
     protected constructor(type: string, name: string, verb: string, args: PgDatabaseArgs & { source?: PgDatabase; snapshot?: PgSnapshot }, protect: boolean,
         opts?: pulumi.ComponentResourceOptions) {
-        super(type, name, {}, opts);
-        // A public API: the name reaches SQL, paths and shell commands, whoever calls this.
-        requireName(type, name);
-        this.databaseName = name;
-        const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, { parent: this });
-        this.created = new command.remote.Command(`${name}-pg`, {
-            connection: args.host.connection,
-            // The password goes in on stdin: never on a command line, in `ps` or in a log. The
-            // owner names this stack's resource: running create again (after an interrupted `up`,
-            // or when the connection changed, e.g. a new deploy key) adopts what it made, while a
-            // database of the same name made by anyone else is still refused.
-            create: `spark-pg ${verb} --owner ${shellQuote(ownerOf(name))} --password-stdin --json && ${recordLineage(name)}`,
-            stdin: password.result,
-            delete: `spark-pg destroy --if-exists ${shellQuote(name)}`,
-            ...QUIET_REMOTE,
-            // A new host key means a new machine, which holds none of them (README: rebuilt servers).
-            triggers: [args.host.hostKey],
-        }, { parent: this, dependsOn: [args.host.ready], protect, deleteBeforeReplace: true });
-        this.port = this.created.stdout.apply((out) => Number(JSON.parse(out).port));
-        this.source = args.source?.databaseName;
+        super(type, name, SPARK_PG, verb, args, protect, opts);
         this.sourceSnapshot = args.snapshot?.snapshot;
-        this.hostName = args.host.spec.name;
-        this.uri = pulumi.secret(pulumi.interpolate`postgresql://spark:${password.result}@${uriHost(args.host.spec.address)}:${this.port}/spark?sslmode=verify-full`);
-        this.registerOutputs({ port: this.port, uri: this.uri });
     }
 }
 

@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { HostSpec, PgSettings, SshKey, SshSettings } from "./config";
+import { HostSpec, ListenOn, PgSettings, PortRange, RedisSettings, SshKey, SshSettings } from "./config";
 import { hostConnection } from "./hostConnection";
 import { requireName } from "./names";
 import { setupScript } from "./shell";
@@ -27,10 +27,10 @@ export const STAGING_ROOT = "/var/lib/sparks/staging";
 /** What setup installs. systemd-container runs the dev containers; python3 answers the KVM check
  *  and computes SCRAM verifiers; openssl makes the host's Postgres TLS certificate; lighttpd serves
  *  the skills repo (Debian's own lighttpd.service stays masked), python3-yaml reads skills' front
- *  matter, curl checks HTTP services. */
+ *  matter, curl checks HTTP services, redis-server (with redis-cli) runs spark-redis's databases. */
 const PACKAGES = [
     "btrfs-progs", "postgresql-15", "postgresql-client-15", "git", "systemd-container", "mmdebstrap", "python3", "openssl",
-    "lighttpd", "python3-yaml", "curl",
+    "lighttpd", "python3-yaml", "curl", "redis-server",
 ];
 
 export interface SparksHostArgs {
@@ -44,6 +44,8 @@ export interface SparksHostArgs {
     privateKey: SshKey;
     /** spark-pg's fleet settings (`sparks:pg`), written to the host's /etc/sparks/spark-pg.conf. */
     pg: PgSettings;
+    /** spark-redis's fleet settings (`sparks:redis`), written to the host's /etc/sparks/spark-redis.conf. */
+    redis: RedisSettings;
     /** Build the base image dev containers start from (a host with containers needs it). */
     devImage?: boolean;
 }
@@ -64,7 +66,7 @@ export interface HostVerification {
  * A Sparks host.
  *
  * ```ts
- * const host = new SparksHost("spark-1", { host, hostKey, ssh, privateKey, pg });
+ * const host = new SparksHost("spark-1", { host, hostKey, ssh, privateKey, pg, redis });
  * new PgInstance("app", { host, ... }); // runs after host.ready
  * ```
  */
@@ -120,8 +122,10 @@ export class SparksHost extends pulumi.ComponentResource {
             triggers: identity,
         }, { parent: this, dependsOn: [stagingRoot] });
         const toolsVars = {
-            STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, PG_CONF: sparkPgConf(host, args.pg, poolDir), DEV_DIR: `${host.pool.mountPoint}/dev`,
-            SKILLS_DIR: `${host.pool.mountPoint}/skills`,
+            STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir,
+            PG_CONF: databaseToolConf("pg", host, args.pg, poolDir, [`SPARK_PG_ALLOW="${args.pg.allow.join(" ")}"`]),
+            REDIS_CONF: databaseToolConf("redis", host, args.redis, `${host.pool.mountPoint}/redis`),
+            DEV_DIR: `${host.pool.mountPoint}/dev`, SKILLS_DIR: `${host.pool.mountPoint}/skills`,
         };
         const tools = step("tools", toolsVars, [pool, copy]);
         // SETUP, the hash of every step's settings, is in verify's command so that any up that
@@ -154,15 +158,19 @@ export class SparksHost extends pulumi.ComponentResource {
     }
 }
 
-/** spark-pg's settings on this host: KEY=value lines, read without `source` by the tool. */
-function sparkPgConf(host: HostSpec, pg: PgSettings, poolDir: string): string {
-    const listen = pg.listen.map((where) => (where === "loopback" ? "127.0.0.1" : host.address));
+/**
+ * A database tool's settings on this host (spark-pg's, spark-redis's): KEY=value lines, read without
+ * `source` by the tool; `more` are the tool's own lines after the common ones.
+ */
+function databaseToolConf(tool: "pg" | "redis", host: HostSpec, settings: { ports: PortRange; listen: ListenOn[] }, root: string, more: string[] = []): string {
+    const prefix = `SPARK_${tool.toUpperCase()}`;
+    const listen = settings.listen.map((where) => (where === "loopback" ? "127.0.0.1" : host.address));
     return [
-        "# Written by Sparks (pulumi) from the stack config sparks:pg. Local edits are overwritten.",
-        `SPARK_PG_ROOT=${poolDir}`,
-        `SPARK_PG_PORTS=${pg.ports.first}-${pg.ports.last}`,
-        `SPARK_PG_LISTEN="${listen.join(" ")}"`,
-        `SPARK_PG_ALLOW="${pg.allow.join(" ")}"`,
+        `# Written by Sparks (pulumi) from the stack config sparks:${tool}. Local edits are overwritten.`,
+        `${prefix}_ROOT=${root}`,
+        `${prefix}_PORTS=${settings.ports.first}-${settings.ports.last}`,
+        `${prefix}_LISTEN="${listen.join(" ")}"`,
+        ...more,
     ].join("\n");
 }
 

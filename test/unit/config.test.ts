@@ -72,6 +72,14 @@ const good = (): Record<string, unknown> => ({
     "sparks:forks": [{ name: "app-review", source: "app" }, { name: "app-review-2", source: "app-review" }],
 });
 
+/** Gives the config Redis databases beside its Postgres ones: an instance on spark-1, a fork, a fork of that fork. */
+function withRedis(config: Record<string, any>): void {
+    config["sparks:redis"] = {
+        instances: [{ name: "cache", host: "spark-1" }],
+        forks: [{ name: "cache-review", source: "cache" }, { name: "cache-review-2", source: "cache-review" }],
+    };
+}
+
 const OWNER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB ada@laptop";
 /** A valid dev container on spark-1, with `change` over it. */
 const devContainer = (change: Record<string, unknown> = {}) =>
@@ -239,6 +247,25 @@ describe("a good config", () => {
         parseGood(config, ["sparks:sshPrivateKey"]);
     });
 
+    test("Redis databases parse with the defaults applied, each fork on its root instance's host", () => {
+        const config = good();
+        withRedis(config);
+        expect(parseGood(config).redis).toEqual({
+            ports: { first: 6379, last: 6449 }, listen: ["loopback", "private"], protectInstances: true,
+            instances: [{ name: "cache", host: "spark-1" }],
+            forks: [{ name: "cache-review", source: "cache", host: "spark-1" }, { name: "cache-review-2", source: "cache-review", host: "spark-1" }],
+        });
+    });
+
+    test("Redis names are a namespace of their own: a Redis database may share a Postgres one's name", () => {
+        const config: Record<string, any> = good();
+        config["sparks:redis"] = { ports: "7000-7001", listen: ["private"], protectInstances: false, instances: [{ name: "app", host: "spark-2" }], forks: [{ name: "app-review", source: "app" }] };
+        expect(parseGood(config).redis).toEqual({
+            ports: { first: 7000, last: 7001 }, listen: ["private"], protectInstances: false,
+            instances: [{ name: "app", host: "spark-2" }], forks: [{ name: "app-review", source: "app", host: "spark-2" }],
+        });
+    });
+
     test("a skills repo takes its defaults: port 8080, no push keys, the example seed, data kept", () => {
         const config: Record<string, any> = good();
         config["sparks:skillsRepo"] = { host: "spark-1" };
@@ -248,7 +275,12 @@ describe("a good config", () => {
     test("a config with no hosts is an empty fleet", () => {
         expect(schemaErrors(asStackFile({}))).toEqual([]);
         expect(parseFleetConfig({}, env)).toEqual({
-            fleet: { ssh: { user: "root", agent: false, connectAttempts: 6, privateKeyFile: undefined }, hosts: [], pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true }, postgres: [], forks: [], devContainers: [], skillsRepo: undefined },
+            fleet: {
+                ssh: { user: "root", agent: false, connectAttempts: 6, privateKeyFile: undefined }, hosts: [],
+                pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true }, postgres: [], forks: [],
+                redis: { ports: { first: 6379, last: 6449 }, listen: ["loopback", "private"], protectInstances: true, instances: [], forks: [] },
+                devContainers: [], skillsRepo: undefined,
+            },
             problems: [],
         });
     });
@@ -268,7 +300,7 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
     ["port out of range", (c) => { c["sparks:hosts"][1].port = 70000; },
         ["sparks:hosts[1].port: 70000 is not a TCP port (1-65535)"], "schema"],
     ["unknown top-level key", (c) => { c["sparks:host"] = []; },
-        ["sparks:host: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"], "schema"],
+        ["sparks:host: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:redis, sparks:devContainers, sparks:skillsRepo)"], "schema"],
     ["unknown field", (c) => { c["sparks:hosts"][0].adress = "10.0.0.1"; },
         ["sparks:hosts[0].adress: unknown field (allowed: name, address, port, user, hostKey, hostKeyFile, pool)"], "schema"],
     ["unknown namespace", (c) => { c["spraks:hosts"] = []; },
@@ -410,6 +442,36 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
     // Ports: every instance and fork on a host holds one.
     ["too few ports for one host's databases", (c) => { c["sparks:pg"] = { ports: "5432-5433" }; },
         ['sparks:pg.ports: "5432-5433" has 2 ports, but host spark-1 needs 3 (1 instance and 2 forks); widen the range'], "parser"],
+    // Redis: instances and forks of their own, on their own ports.
+    ["a Redis name that is no name", (c) => { withRedis(c); c["sparks:redis"].forks[1].name = "cache_2"; },
+        ['sparks:redis.forks[1].name: "cache_2" is not a valid name (a-z, 0-9 and inner dashes, 2-32 long, starting with a letter)'], "schema"],
+    ["a Redis instance and fork of one name", (c) => { withRedis(c); c["sparks:redis"].forks[0].name = "cache"; c["sparks:redis"].forks[1].source = "cache"; },
+        ['sparks:redis.forks[0].name: "cache" is already used by sparks:redis.instances[0].name'], "parser"],
+    ["a Redis instance on an unknown host", (c) => { withRedis(c); c["sparks:redis"].instances[0].host = "spark-9"; },
+        ['sparks:redis.instances[0].host: "spark-9" is not a host in sparks:hosts'], "parser"],
+    ["an unknown Redis fork source", (c) => { withRedis(c); c["sparks:redis"].forks[0].source = "nope"; },
+        ['sparks:redis.forks[0].source: "nope" is not an instance in sparks:redis.instances or a fork in sparks:redis.forks'], "parser"],
+    ["a Redis fork of a Postgres instance", (c) => { withRedis(c); c["sparks:redis"].forks[0].source = "app"; },
+        ['sparks:redis.forks[0].source: "app" is not an instance in sparks:redis.instances or a fork in sparks:redis.forks'], "parser"],
+    ["a Redis fork of a snapshot, which Redis does not have", (c) => { withRedis(c); c["sparks:redis"].forks[0].source = "cache@fixture"; },
+        ['sparks:redis.forks[0].source: "cache@fixture" is not an instance or fork\'s name'], "schema"],
+    ["a Redis instance with snapshots", (c) => { withRedis(c); c["sparks:redis"].instances[0].snapshots = ["fixture"]; },
+        ["sparks:redis.instances[0].snapshots: unknown field (allowed: name, host)"], "schema"],
+    ["a cycle of Redis forks", (c) => { withRedis(c); c["sparks:redis"].forks[0].source = "cache-review-2"; },
+        ['sparks:redis.forks[0].source: "cache-review-2" leads to a cycle of forks',
+            'sparks:redis.forks[1].source: "cache-review" leads to a cycle of forks'], "parser"],
+    ["too few Redis ports for one host's databases", (c) => { withRedis(c); c["sparks:redis"].ports = "6379-6380"; },
+        ['sparks:redis.ports: "6379-6380" has 2 ports, but host spark-1 needs 3 (1 instance and 2 forks); widen the range'], "parser"],
+    ["a bad Redis port range", (c) => { withRedis(c); c["sparks:redis"].ports = "6449-6379"; },
+        ['sparks:redis.ports: "6449-6379" is not a port range within 1024-65535, low to high'], "parser"],
+    ["Redis ports that overlap Postgres's", (c) => { withRedis(c); c["sparks:redis"].ports = "5400-5440"; },
+        ['sparks:redis.ports: "5400-5440" overlaps sparks:pg.ports (5432-5499): spark-redis and spark-pg could hand out the same port'], "parser"],
+    ["a skills repo on a port spark-redis hands out", (c) => { withRedis(c); c["sparks:skillsRepo"] = { host: "spark-1", port: 6400 }; },
+        ["sparks:skillsRepo.port: 6400 is in sparks:redis.ports (6379-6449), which spark-redis hands to databases"], "parser"],
+    ["bad Redis listen, protection and field", (c) => { c["sparks:redis"] = { listen: ["everywhere"], protectInstances: "yes", instance: [] }; },
+        ['sparks:redis.listen[0]: "everywhere" is not "loopback" or "private"',
+            'sparks:redis.protectInstances: "yes" is not true or false',
+            "sparks:redis.instance: unknown field (allowed: ports, listen, protectInstances, instances, forks)"], "schema"],
     // The SSH private key, as a secret or a file: a private key, never shown.
     ["an empty private key secret", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = ""; },
         ["sparks:sshPrivateKey: is empty (store the key: pulumi config set --secret sparks:sshPrivateKey < keyfile)"], "parser",
@@ -428,7 +490,7 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
         ['sparks:ssh.privateKeyFile: "/etc/shadow" is not a file path (letters, digits, _ . / -)'], "schema"],
     // A key with a second colon is not the key before it.
     ["a key with a second colon", (c) => { c["sparks:hosts:extra"] = []; },
-        ["sparks:hosts:extra: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:devContainers, sparks:skillsRepo)"], "schema"],
+        ["sparks:hosts:extra: unknown key (known: sparks:lab, sparks:ssh, sparks:sshPrivateKey, sparks:pool, sparks:hosts, sparks:pg, sparks:postgres, sparks:forks, sparks:redis, sparks:devContainers, sparks:skillsRepo)"], "schema"],
     // The pool is mounted over its mount point: never a system directory.
     ["the pool over /etc", (c) => { c["sparks:pool"].mountPoint = "/etc"; },
         ["sparks:pool.mountPoint: \"/etc\" is not a directory under /srv/, /mnt/ or /data/ (letters, digits, _ . -; no part may start with '.')"], "schema"],

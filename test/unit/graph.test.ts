@@ -158,6 +158,74 @@ describe("an instance's snapshots, and forks of them (test fixtures)", () => {
         expect(named("app-review-pg").inputs.create.split(" && ")[0]).toBe("spark-pg fork 'app' 'app-review' --owner 'sparks/unit/app-review' --password-stdin --json");
     });
 });
+describe("Redis instances and forks", () => {
+    let run: Awaited<ReturnType<typeof runProgram>>;
+    beforeAll(async () => {
+        run = await runProgram({
+            ...fleet,
+            "sparks:redis": {
+                instances: [{ name: "cache", host: "spark-1" }],
+                forks: [{ name: "cache-review-2", source: "cache-review" }, { name: "cache-review", source: "cache" }],
+            },
+        });
+    });
+    const named = (name: string) => run.made.find((r) => r.name === name)!;
+    const created = (name: string) => named(`${name}-redis`).inputs.create.split(" && ");
+
+    test("are components of their own, made on their root instance's host", () => {
+        expect(run.made.filter((r) => r.type.startsWith("sparks:index:Redis")).map((r) => [r.type, r.name])).toEqual([
+            ["sparks:index:RedisInstance", "cache"], ["sparks:index:RedisFork", "cache-review"], ["sparks:index:RedisFork", "cache-review-2"],
+        ]);
+        for (const db of ["cache", "cache-review", "cache-review-2"]) {
+            expect(named(`${db}-redis`).inputs.connection.value).toMatchObject({ host: "10.0.0.11", hostKey: KEY_A });
+        }
+    });
+
+    test("spark-redis makes each one by its owner, forks after their sources, and destroys it", () => {
+        expect(created("cache")[0]).toBe("spark-redis new 'cache' --owner 'sparks/unit/cache' --password-stdin --json");
+        expect(created("cache-review")[0]).toBe("spark-redis fork 'cache' 'cache-review' --owner 'sparks/unit/cache-review' --password-stdin --json");
+        expect(created("cache-review-2")[0]).toBe("spark-redis fork 'cache-review' 'cache-review-2' --owner 'sparks/unit/cache-review-2' --password-stdin --json");
+        const order = run.made.map((r) => r.name);
+        expect(order.indexOf("cache-redis")).toBeLessThan(order.indexOf("cache-review-redis"));
+        expect(order.indexOf("cache-review-redis")).toBeLessThan(order.indexOf("cache-review-2-redis"));
+        expect(named("cache-redis").inputs.delete).toBe("spark-redis destroy --if-exists 'cache'");
+    });
+
+    test("each has its own password, on stdin only", () => {
+        for (const db of ["cache", "cache-review", "cache-review-2"]) {
+            expect(named(`${db}-password`).inputs).toMatchObject({ length: 32, special: false });
+            expect(named(`${db}-redis`).inputs.stdin).toBe(`pw-${db}-password`);
+            expect(named(`${db}-redis`).inputs.create).not.toContain("pw-");
+        }
+    });
+
+    test("each puts its own name last in its lineage list, once, for verify", () => {
+        expect(created("cache-review")[1]).toBe("printf '%s\\n' 'LREM sparks:verify:lineage 0 cache-review' 'RPUSH sparks:verify:lineage cache-review' " +
+            "| spark-redis connect 'cache-review' --cli >/dev/null");
+    });
+
+    test("every host installs Redis and writes spark-redis's settings beside spark-pg's", () => {
+        for (const [host, address] of [["spark-1", "10.0.0.11"], ["spark-2", "10.0.0.12"]]) {
+            expect(named(`${host}-packages`).inputs.create).toMatch(/^HOST='[^']+' PACKAGES='[^']* redis-server' bash -c /);
+            const tools = named(`${host}-tools`).inputs.create;
+            expect(tools).toContain("REDIS_CONF='# Written by Sparks (pulumi) from the stack config sparks:redis. Local edits are overwritten.\n" +
+                `SPARK_REDIS_ROOT=/srv/sparks/redis\nSPARK_REDIS_PORTS=6379-6449\nSPARK_REDIS_LISTEN="127.0.0.1 ${address}"' `);
+            expect(tools).toContain("PG_CONF='# Written by Sparks (pulumi) from the stack config sparks:pg. Local edits are overwritten.\n" +
+                `SPARK_PG_ROOT=/srv/sparks/pg\nSPARK_PG_PORTS=5432-5499\nSPARK_PG_LISTEN="127.0.0.1 ${address}"\nSPARK_PG_ALLOW=""' `);
+        }
+    });
+
+    test("exports each one's port, host, source and secret redis:// URI, apart from Postgres's", async () => {
+        const redis = await new Promise<any>((r) => pulumi.output(run.exports.redis).apply(r));
+        expect(Object.keys(redis)).toEqual(["cache", "cache-review", "cache-review-2"]);
+        expect(redis.cache.uri).toMatch(/^redis:\/\/spark:pw-cache-password@10\.0\.0\.11:\d+$/);
+        expect(redis["cache-review"]).toMatchObject({ host: "spark-1", source: "cache", port: expect.any(Number) });
+        expect(redis.cache.source).toBeUndefined();
+        expect(await pulumi.isSecret(run.exports.redis["cache-review"].uri)).toBe(true);
+        expect(Object.keys(run.postgres)).toEqual(["app", "app-review", "app-review-2"]);
+    });
+});
+
 describe("the components as a public API", () => {
     beforeAll(async () => { await pulumi.runtime.setMocks({
         newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
@@ -170,21 +238,30 @@ describe("the components as a public API", () => {
         const host: HostSpec = { name: "spark-1", address: "10.0.0.11", port: 22, user: "root", hostKey: KEY_A, lab: false,
             pool: { device: "/dev/vdb", mountPoint: "/srv/sparks", wipeOnDelete: false } };
         const args = { host, ssh: { user: "root", agent: true, connectAttempts: 1 }, privateKey: undefined,
-            pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false } };
+            pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false },
+            redis: { ports: { first: 6379, last: 6449 }, listen: ["loopback"] } };
         expect(() => new SparksHost("spark 1; reboot", args)).toThrow(
             'sparks:index:SparksHost: "spark 1; reboot" is not a valid name (a-z, 0-9 and inner dashes, 2-32 long, starting with a letter)');
         const sparksHost = new SparksHost("spark-1", args);
         expect(() => new PgInstance("app'); DROP TABLE x; --", { host: sparksHost })).toThrow(
             /^sparks:index:PgInstance: "app'\); DROP TABLE x; --" is not a valid name/);
+        const { RedisInstance } = require("../../components/sparkRedis");
+        expect(() => new RedisInstance("cache\nFLUSHALL", { host: sparksHost })).toThrow(/^sparks:index:RedisInstance: "cache\\nFLUSHALL" is not a valid name/);
     });
+
+    const emptyFleet = {
+        ssh: { user: "root", agent: true, connectAttempts: 1 }, sshPrivateKey: undefined,
+        pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false },
+        redis: { ports: { first: 6379, last: 6449 }, listen: ["loopback"], protectInstances: false, instances: [], forks: [] },
+        hosts: [], postgres: [], forks: [], devContainers: [],
+    };
 
     test("a fork whose source never appears fails the run instead of spinning", () => {
         const { deployFleet } = require("../../components/fleet");
-        expect(() => deployFleet({
-            ssh: { user: "root", agent: true, connectAttempts: 1 }, sshPrivateKey: undefined,
-            pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback"], allow: [], protectInstances: false },
-            hosts: [], postgres: [], forks: [{ name: "orphan", source: "nowhere", host: "spark-1" }],
-        })).toThrow("forks without a source: orphan (source nowhere)");
+        expect(() => deployFleet({ ...emptyFleet, forks: [{ name: "orphan", source: "nowhere", host: "spark-1" }] }))
+            .toThrow("Postgres forks without a source: orphan (source nowhere)");
+        expect(() => deployFleet({ ...emptyFleet, redis: { ...emptyFleet.redis, forks: [{ name: "orphan", source: "nowhere", host: "spark-1" }] } }))
+            .toThrow("Redis forks without a source: orphan (source nowhere)");
     });
 });
 
