@@ -8,14 +8,14 @@
 // it; "SSH-ready" is the container's own sshd answering `ssh dev@ADDRESS true`.
 import * as fs from "fs";
 import * as path from "path";
-import { sparkPgHost } from "../../test/host/labHost";
+import { sparksLabHost } from "../../test/host/labHost";
 import { medianRow as line, option } from "../stats";
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
 
 (async () => {
     const runs = Number(option("runs", "7"));
-    const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5499" }, ["systemd-container", "mmdebstrap", "python3"]);
+    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5499" }, ["systemd-container", "mmdebstrap", "python3"]);
     try {
         const script = fs.readFileSync(path.join(__dirname, "on-host.sh"), "utf8");
         const out = JSON.parse(await host.ok(`cat >/root/bench-dev.sh && bash /root/bench-dev.sh ${runs} 10.89.42.2`, script));

@@ -8,7 +8,7 @@
 // over TCP. The timing runs on the host itself (bench/fork/on-host.sh), so ssh is not in it.
 import * as fs from "fs";
 import * as path from "path";
-import { sparkPgHost } from "../../test/host/labHost";
+import { sparksLabHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
 import { copyScripts, ON_HOST_DIR } from "./scripts";
 
@@ -55,7 +55,7 @@ async function main() {
     const out = option("out", path.join(process.cwd(), `fork-bench-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`));
     const samples: Sample[] = [];
 
-    const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
+    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
     try {
         await copyScripts(host, ["lib.sh", "on-host.sh"]);
         for (const scale of scales) {

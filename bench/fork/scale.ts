@@ -9,7 +9,7 @@
 // lab disk than the default: SPARKS_LAB_DISK_SIZE=48G. Raw samples go to bench/fork/scale-DATE.json.
 import * as fs from "fs";
 import * as path from "path";
-import { sparkPgHost } from "../../test/host/labHost";
+import { sparksLabHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
 import { copyScripts, ON_HOST_DIR } from "./scripts";
 
@@ -83,7 +83,7 @@ function report(samples: Sample[]): string {
     const slowRuns = Number(option("slow-runs", "3"));
     const forks = Number(option("forks", "50"));
     const out = path.join(__dirname, `scale-${new Date().toISOString().slice(0, 10)}.json`);
-    const host = await sparkPgHost({ SPARK_PG_PORTS: `5432-${5432 + forks + 20}`, SPARK_PG_LISTEN: "127.0.0.1" });
+    const host = await sparksLabHost({ SPARK_PG_PORTS: `5432-${5432 + forks + 20}`, SPARK_PG_LISTEN: "127.0.0.1" });
     try {
         await copyScripts(host, ["lib.sh", "scale-on-host.sh"]);
         const result = await host.sh(`bash ${ON_HOST_DIR}/scale-on-host.sh ${runs} ${slowRuns} ${forks} ${scales.join(" ")}`, undefined, 3 * 3600 * 1000);

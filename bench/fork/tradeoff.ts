@@ -11,7 +11,7 @@
 // and end-of-recovery checkpoint times, and when spark-pg reached each of its steps.
 import * as fs from "fs";
 import * as path from "path";
-import { sparkPgHost } from "../../test/host/labHost";
+import { sparksLabHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
 import { copyScripts, ON_HOST_DIR } from "./scripts";
 
@@ -23,7 +23,7 @@ interface Sample { rate: number; threshold_mb: number; run: number; ms: number; 
     const runs = Number(option("runs", "5"));
     const rates = option("rates", "0,200").split(",").map(Number);
     const thresholds = option("thresholds", "0,16,64,256").split(",").map(Number);
-    const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
+    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
     try {
         await copyScripts(host, ["lib.sh", "tradeoff-on-host.sh"]);
         const out = await host.ok(`bash ${ON_HOST_DIR}/tradeoff-on-host.sh ${scale} ${runs} ${rates.join(",")} ${thresholds.join(" ")}`);

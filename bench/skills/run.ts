@@ -8,12 +8,12 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { sparkPgHost } from "../../test/host/labHost";
+import { sparksLabHost } from "../../test/host/labHost";
 import { medianRow as line, option } from "../stats";
 
 (async () => {
     const runs = Number(option("runs", "7"));
-    const host = await sparkPgHost({ SPARK_PG_PORTS: "5432-5499" }, ["systemd-container", "mmdebstrap", "python3", "lighttpd", "python3-yaml", "curl", "git"]);
+    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5499" }, ["systemd-container", "mmdebstrap", "python3", "lighttpd", "python3-yaml", "curl", "git"]);
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "bench-skills-"));
     try {
         const script = fs.readFileSync(path.join(__dirname, "on-host.sh"), "utf8");

@@ -28,9 +28,11 @@ describe("the dev stack: one pathway from preview to destroy", () => {
 
     /** Remembers the passwords the stack holds now (a fork's goes when the fork goes). */
     const rememberPasswords = async () => {
-        const postgres = JSON.parse(mustSucceed("outputs", await run("bash", ["-c", "source toolchain/env.sh && pulumi stack output --json --show-secrets --stack dev postgres"],
-            { cwd: copy, env })).stdout) as Record<string, { uri: string }>;
-        for (const db of Object.values(postgres)) secrets.add(decodeURIComponent(new URL(db.uri).password));
+        for (const output of ["postgres", "redis"]) {
+            const databases = JSON.parse(mustSucceed("outputs", await run("bash", ["-c", `source toolchain/env.sh && pulumi stack output --json --show-secrets --stack dev ${output}`],
+                { cwd: copy, env })).stdout) as Record<string, { uri: string }>;
+            for (const db of Object.values(databases)) secrets.add(decodeURIComponent(new URL(db.uri).password));
+        }
     };
 
     /** Samples every host's process list until stopped; a host that is not up yet is waited for.
@@ -64,6 +66,7 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         const changes = mustSucceed("scripts/preview", await checkout.file("scripts/preview", ["dev"])).stdout.trim().split("\n");
         expect(changes).toContain("dev: create sparks:index:LabHost spark-2");
         expect(changes).toContain("dev: create sparks:index:PgFork app-review");
+        expect(changes).toContain("dev: create sparks:index:RedisFork cache-review");
         expect(changes.every((line) => line.startsWith("dev: create "))).toBe(true);
         expect(await checkout.labHosts()).toEqual([]);
         expect(machineState(path.join(copy, ".lab"))).toEqual(before);
@@ -79,6 +82,7 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         }
         mustSucceed("deploy-dev", deployed);
         expect(deployed.stdout).toMatch(/^lineage +app-review +ok +\d+\.\ds +holds the data of app <- app-review$/m);
+        expect(deployed.stdout).toMatch(/^credentials +redis:cache-review +ok +\d+\.\ds +refuses cache's password$/m);
         expect(deployed.stdout).toMatch(/^kvm +spark-2 +ok /m);
         expect(deployed.stdout).toMatch(/\n\n\d+ checks, 0 failed\n$/);
         expect((await checkout.labHosts()).map((h) => [h.name, h.state])).toEqual([["spark-1", "running"], ["spark-2", "running"]]);
@@ -95,8 +99,9 @@ describe("the dev stack: one pathway from preview to destroy", () => {
         const status = JSON.parse(mustSucceed("sparks status", await checkout.sparks("status", "--stack", "dev", "--json")).stdout);
         expect(status.hosts.map((h: { host: string; reachable: boolean; toolsCurrent: boolean }) => [h.host, h.reachable, h.toolsCurrent]))
             .toEqual([["spark-1", true, true], ["spark-2", true, true]]);
-        expect(status.databases.map((d: { name: string; state: string; managedBy: string }) => [d.name, d.state, d.managedBy]).sort())
-            .toEqual([["app", "running", "stack"], ["app-review", "running", "stack"]]);
+        expect(status.databases.map((d: { name: string; tool: string; state: string; managedBy: string }) => [d.tool, d.name, d.state, d.managedBy]).sort())
+            .toEqual([["spark-pg", "app", "running", "stack"], ["spark-pg", "app-review", "running", "stack"],
+                ["spark-redis", "cache", "running", "stack"], ["spark-redis", "cache-review", "running", "stack"]]);
     });
 
     test("a config edit's preview is exactly the resources it changes: one fork added, that fork and nothing else", async () => {

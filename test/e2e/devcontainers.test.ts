@@ -71,6 +71,7 @@ describe("dev containers on lab hosts, through pulumi up --stack dev", () => {
             config["sparks:hosts"] = config["sparks:hosts"].filter((h: { name: string }) => h.name === "spark-1");
             config["sparks:postgres"] = [];
             config["sparks:forks"] = [];
+            delete config["sparks:redis"];
             config["sparks:skillsRepo"] = { host: "spark-1", pushKeys: [fs.readFileSync(`${pusherKey}.pub`, "utf8").trim()] };
         });
         mustSucceed("set-up", await checkout.file("scripts/setup"));

@@ -13,17 +13,19 @@ import { mustSucceed, ROOT, run, RunResult, TestStack } from "./stack";
 jest.setTimeout(20 * 60 * 1000);
 
 // What Sparks may touch on a host, apart from installed packages: destroy must restore all of it.
-// Debian's lighttpd.service stays masked while lighttpd stays installed (so nothing serves port
-// 80): that link belongs to the package.
+// Debian's lighttpd.service and redis-server.service stay masked while their packages stay
+// installed (so nothing serves ports 80 and 6379): those links belong to the packages.
+const MASKED_WITH_PACKAGE = { lighttpd: "lighttpd.service", "redis-server": "redis-server.service" };
 const HOST_STATE = [
-    "ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp 2>&1 | grep -vx 'lighttpd.service'",
-    "l=/etc/systemd/system/lighttpd.service; if [ ! -e $l ] && [ ! -L $l ] || { [ \"$(readlink $l)\" = /dev/null ] && dpkg -s lighttpd >/dev/null 2>&1; }; then echo lighttpd unmasked or masked with its package; else ls -l $l; fi",
+    `ls -1 /etc/systemd/system /etc/tmpfiles.d /usr/local/bin /opt /var/tmp 2>&1 | grep -vx ${Object.values(MASKED_WITH_PACKAGE).map((u) => `-e ${u}`).join(" ")}`,
+    ...Object.entries(MASKED_WITH_PACKAGE).map(([pkg, unit]) =>
+        `l=/etc/systemd/system/${unit}; if [ ! -e $l ] && [ ! -L $l ] || { [ "$(readlink $l)" = /dev/null ] && dpkg -s ${pkg} >/dev/null 2>&1; }; then echo ${pkg} unmasked or masked with its package; else ls -l $l; fi`),
     "ls -1d /var/lib/sparks 2>&1 || true",
     "ls -1 /etc/sparks 2>&1 || true",
     // A flat list (no tree), without the login session's runtime mounts that come and go with ssh.
     "findmnt --list --noheadings --output TARGET,SOURCE,FSTYPE | grep -v -e '^/run/user/' -e '^/run/credentials/' | sort",
     "blkid -p /dev/vdb || echo blank",
-    "systemctl list-units --all --plain --no-legend 'spark-pg@*' 'srv-*.mount'",
+    "systemctl list-units --all --plain --no-legend 'spark-pg@*' 'spark-redis@*' 'srv-*.mount'",
     "stat -c '%a %G' /dev/kvm",
 ].join("; echo --; ");
 
@@ -87,7 +89,7 @@ describe("the fleet on two lab hosts", () => {
     test("preview shows the whole fleet and touches no host", async () => {
         const preview = await stack.preview();
         expectOk(preview);
-        for (const name of ["spark-1-pool", "spark-2-verify", "app-pg", "app-review-pg"]) expect(preview.stdout).toContain(name);
+        for (const name of ["spark-1-pool", "spark-2-verify", "app-pg", "app-review-pg", "cache-redis", "cache-review-redis"]) expect(preview.stdout).toContain(name);
         expect(await hostStates()).toEqual(firstState);
     });
 
@@ -112,7 +114,16 @@ describe("the fleet on two lab hosts", () => {
         expectOk(await timed("first up", () => stack.up()));
         const outputs = await stack.outputs();
         for (const host of hosts) expect(outputs.hosts[host.name].kvmApiVersion).toBe(12);
-        expect(passedChecks(await verifyStack(outputs))).toContain("diverges app-review: diverges from app in both directions");
+        const checks = passedChecks(await verifyStack(outputs));
+        expect(checks).toContain("diverges app-review: diverges from app in both directions");
+        // Redis through pulumi up: each answers with its own password, the fork holds its
+        // source's keys, refuses its source's password and diverges.
+        expect(checks).toEqual(expect.arrayContaining([
+            "lineage redis:cache-review: holds the data of cache <- cache-review",
+            "credentials redis:cache-review: refuses cache's password",
+            "diverges redis:cache-review: diverges from cache in both directions",
+        ]));
+        expect(outputs.redis["cache-review"]).toMatchObject({ source: "cache", host: "spark-1" });
         // The verify command as people run it: every check live, on the hosts the stack's config names.
         const cli = mustSucceed("sparks verify", await stack.command(path.join(ROOT, "bin", "sparks"), ["verify", "--stack", "dev"]));
         expect(cli.stdout).toMatch(/^orphans +spark-2 +ok +\d+\.\ds +no orphan databases; made by hand \(unmanaged\): none$/m);

@@ -2,16 +2,16 @@
 // locks, a verb killed at every step, repeated creates by the same requester, a postmaster that
 // dies, passwords watched for, clients that insist on TLS, and host names as listen addresses.
 // Attacks run as the unprivileged users a host has (postgres, nobody), never as root.
-import { clearHost, PG_BIN, PG_ROOT, query, SparkPgHost } from "../labHost";
+import { clearHost, PG_BIN, PG_ROOT, query, SparksLabHost } from "../labHost";
 
 const ADDRESS = "10.89.42.11";
 const NEW_STEPS = ["locked", "subvolume", "meta", "initdb", "config", "started", "role"];
 const FORK_STEPS = ["locked", "snapshot", "meta", "config", "started", "password"];
 
-/** Runs on the shared host (test/host/spark-pg.test.ts), which it leaves with no instance. */
-export function hardeningSuite(sharedHost: () => SparkPgHost): void {
+/** Runs on the shared host (test/host/databases.test.ts), which it leaves with no instance. */
+export function hardeningSuite(sharedHost: () => SparksLabHost): void {
     describe("spark-pg hardening on a lab host", () => {
-        let host: SparkPgHost;
+        let host: SparksLabHost;
         const pw = (name: string) => `pw-${name}-'q\\"$x`;
 
         /** psql on the host itself, as a network client would (TCP, the given sslmode). */

@@ -1,7 +1,7 @@
 // spark-pg on a real lab host (systemd, btrfs, PostgreSQL 15), as a lifecycle: an instance, forks
 // of it idle, under pgbench, cold and of a fork, the JSON every verb prints, bad input that must
 // change nothing, restarts that keep ports, destroy with and without forks, and nothing left.
-import { amcheck, clearHost, connect, PG_BIN, PG_ROOT, pgbench, POOL, query, SparkPgHost } from "../labHost";
+import { amcheck, clearHost, connect, PG_BIN, PG_ROOT, pgbench, POOL, query, SparksLabHost } from "../labHost";
 
 const LIST_KEYS = ["created", "enabled", "expires", "name", "owner", "port", "protected", "source", "source_snapshot", "state", "uri"];
 const STATUS_KEYS = [...LIST_KEYS, "path", "restarts", "size", "snapshots"].sort();
@@ -9,10 +9,10 @@ const PORTS = { first: 5432, last: 5499 };
 /** The URI spark-pg prints for a port: clients verify the host's certificate. */
 const uriOf = (port: number) => `postgresql://spark@10.89.42.11:${port}/spark?sslmode=verify-full`;
 
-/** Runs on the shared host (test/host/spark-pg.test.ts), which it leaves with no instance. */
-export function lifecycleSuite(sharedHost: () => SparkPgHost): void {
+/** Runs on the shared host (test/host/databases.test.ts), which it leaves with no instance. */
+export function lifecycleSuite(sharedHost: () => SparksLabHost): void {
     describe("spark-pg on a lab host", () => {
-        let host: SparkPgHost;
+        let host: SparksLabHost;
         const password: Record<string, string> = {};
         const ports: Record<string, number> = {};
         const timings: Record<string, number> = {};

@@ -2,14 +2,14 @@
 // pg_amcheck (heap and every index, checksums on), keep pgbench's balances whole, and hold every
 // transaction committed before its fork began: a stamp row committed just before each fork call
 // is the witness, and so is every stamp before it.
-import { amcheck, clearHost, PG_BIN, pgbench, query, SparkPgHost } from "../labHost";
+import { amcheck, clearHost, PG_BIN, pgbench, query, SparksLabHost } from "../labHost";
 
 const PAIRS = 6;
 
-/** Runs on the shared host (test/host/spark-pg.test.ts), which it leaves with no instance. */
-export function reliabilitySuite(sharedHost: () => SparkPgHost): void {
+/** Runs on the shared host (test/host/databases.test.ts), which it leaves with no instance. */
+export function reliabilitySuite(sharedHost: () => SparksLabHost): void {
     describe("forks under write load", () => {
-        let host: SparkPgHost;
+        let host: SparksLabHost;
         let srcUri: string;
         const srcPassword = "reliability-source";
         const forkPassword = "reliability-fork";

@@ -4,15 +4,15 @@
 // forks that expire by the host's own timer, what each copy costs (status, df), and bad input
 // that must be refused with one line and change nothing.
 import { Client } from "pg";
-import { clearHost, connect, PG_ROOT, query, SparkPgHost } from "../labHost";
+import { clearHost, connect, PG_ROOT, query, SparksLabHost } from "../labHost";
 
 const uriOf = (port: number) => `postgresql://spark@10.89.42.11:${port}/spark?sslmode=verify-full`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-/** Runs on the shared host (test/host/spark-pg.test.ts), which it leaves with no instance. */
-export function snapshotsSuite(sharedHost: () => SparkPgHost): void {
+/** Runs on the shared host (test/host/databases.test.ts), which it leaves with no instance. */
+export function snapshotsSuite(sharedHost: () => SparksLabHost): void {
     describe("spark-pg snapshots, rollback and reset on a lab host", () => {
-        let host: SparkPgHost;
+        let host: SparksLabHost;
         const password: Record<string, string> = {};
         const ports: Record<string, number> = {};
 

@@ -1,0 +1,80 @@
+// Fork-ready time, side by side: spark-redis's btrfs fork against the classical ways to a private
+// copy of a Redis dataset (a dump restored into a new server, a replica synced from scratch), at
+// about 100 MB and 1 GB, idle and while redis-benchmark writes to the source. Run by hand, as
+// root, with the lab free (it brings up its own host):
+//
+//   npx ts-node bench/redis-fork/run.ts [--sizes 100,1000] [--runs 7] [--slow-runs 3] [--out FILE]
+//
+// Each figure is the median, in ms, from command start to the first successful command as user
+// spark over TCP; memory is each copy's PSS once ready. The timing runs on the host itself
+// (bench/redis-fork/on-host.sh), so ssh is not in it.
+import * as fs from "fs";
+import * as path from "path";
+import { sparksLabHost } from "../../test/host/labHost";
+import { copyScripts, ON_HOST_DIR } from "../fork/scripts";
+import { median, option } from "../stats";
+
+interface Sample { method: string; mb: number; used_memory: number; load: string; run: number; ms: number; pss_kb: number | null; fork_used_memory: number | null }
+
+const METHODS = ["spark-redis-fork", "dump-restore", "replica-sync"];
+
+function report(samples: Sample[]): string {
+    const columns = [...new Set(samples.map((s) => `${s.mb}/${s.load}`))];
+    const heading = columns.map((c) => {
+        const [mb, load] = c.split("/");
+        const used = samples.find((s) => String(s.mb) === mb)!.used_memory;
+        return `${Math.round(used / 2 ** 20)} MB ${load}`;
+    });
+    const of = (method: string, column: string) => samples.filter((s) => s.method === method && `${s.mb}/${s.load}` === column);
+    const lines = [`| method | ${heading.join(" | ")} |`, `| --- |${" --- |".repeat(columns.length)}`];
+    for (const method of METHODS) {
+        const cells = columns.map((column) => {
+            const mine = of(method, column).map((s) => s.ms);
+            if (mine.length === 0) return "not run";
+            const fork = median(of("spark-redis-fork", column).map((s) => s.ms));
+            const ratio = method === "spark-redis-fork" ? "" : ` (${(median(mine) / fork).toFixed(1)}x)`;
+            return `${Math.round(median(mine))} ms${ratio}, n=${mine.length}`;
+        });
+        lines.push(`| ${method} | ${cells.join(" | ")} |`);
+    }
+    lines.push("", "Memory of each copy once ready (median PSS of its server):", "", `| method | ${heading.join(" | ")} |`, `| --- |${" --- |".repeat(columns.length)}`);
+    for (const method of METHODS) {
+        const cells = columns.map((column) => {
+            const pss = of(method, column).map((s) => s.pss_kb).filter((v): v is number => v !== null);
+            return pss.length ? `${Math.round(median(pss) / 1024)} MB` : "-";
+        });
+        lines.push(`| ${method} | ${cells.join(" | ")} |`);
+    }
+    return lines.join("\n");
+}
+
+async function main() {
+    const sizes = option("sizes", "100,1000").split(",").map(Number);
+    const runs = Number(option("runs", "7"));
+    const slowRuns = Number(option("slow-runs", "3"));
+    const out = option("out", path.join(process.cwd(), `redis-fork-bench-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`));
+    const samples: Sample[] = [];
+
+    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
+    try {
+        await copyScripts(host, ["on-host.sh"], __dirname);
+        for (const mb of sizes) {
+            for (const load of ["idle", "load"]) {
+                console.error(`bench: ${mb} MB, ${load}`);
+                const result = await host.sh(`bash ${ON_HOST_DIR}/on-host.sh ${mb} ${load} ${runs} ${slowRuns}`);
+                if (result.code !== 0) throw new Error(`on-host.sh ${mb} ${load}: exit ${result.code}\n${result.stderr.slice(-3000)}`);
+                for (const line of result.stdout.split("\n").filter((l) => l.startsWith("{"))) samples.push(JSON.parse(line));
+                fs.writeFileSync(out, JSON.stringify(samples, null, 1));
+            }
+        }
+    } finally {
+        await host.down();
+    }
+    console.log(report(samples));
+    console.log(`\nraw samples: ${out}`);
+}
+
+main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+});
