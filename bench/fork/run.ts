@@ -6,11 +6,9 @@
 //
 // Each figure is the median, in ms, from command start to the first successful query as role spark
 // over TCP. The timing runs on the host itself (bench/fork/on-host.sh), so ssh is not in it.
-import * as fs from "fs";
 import * as path from "path";
-import { sparksLabHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
-import { copyScripts, ON_HOST_DIR } from "./scripts";
+import { benchOnLabHost, collectSamples, copyScripts, ON_HOST_DIR } from "../onHost";
 
 interface Sample { method: string; scale: number; bytes: number; load: string; run: number; ms?: number; error?: string }
 
@@ -48,35 +46,24 @@ function report(samples: Sample[]): string {
     return lines.join("\n");
 }
 
-async function main() {
+function main(): void {
     const scales = option("scales", "68,270").split(",").map(Number);
     const runs = Number(option("runs", "7"));
     const slowRuns = Number(option("slow-runs", "3"));
     const out = option("out", path.join(process.cwd(), `fork-bench-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`));
     const samples: Sample[] = [];
 
-    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
-    try {
-        await copyScripts(host, ["lib.sh", "on-host.sh"]);
+    benchOnLabHost(async (host) => {
+        await copyScripts(host, __dirname, ["lib.sh", "on-host.sh"]);
         for (const scale of scales) {
             for (const load of ["idle", "load"]) {
                 // CREATE DATABASE cannot copy a database others are connected to; under load it is
                 // tried once to record the refusal.
                 console.error(`bench: scale ${scale}, ${load}`);
-                const result = await host.sh(`bash ${ON_HOST_DIR}/on-host.sh ${scale} ${load} ${runs} ${load === "load" ? Math.min(1, slowRuns) : slowRuns}`);
-                if (result.code !== 0) throw new Error(`on-host.sh ${scale} ${load}: exit ${result.code}\n${result.stderr.slice(-3000)}`);
-                for (const line of result.stdout.split("\n").filter((l) => l.startsWith("{"))) samples.push(JSON.parse(line));
-                fs.writeFileSync(out, JSON.stringify(samples, null, 1));
+                await collectSamples(host, `bash ${ON_HOST_DIR}/on-host.sh ${scale} ${load} ${runs} ${load === "load" ? Math.min(1, slowRuns) : slowRuns}`, samples, out);
             }
         }
-    } finally {
-        await host.down();
-    }
-    console.log(report(samples));
-    console.log(`\nraw samples: ${out}`);
+    }, () => report(samples), out);
 }
 
-main().catch((error) => {
-    console.error(error);
-    process.exit(1);
-});
+main();

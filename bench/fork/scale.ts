@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { sparksLabHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
-import { copyScripts, ON_HOST_DIR } from "./scripts";
+import { copyScripts, ON_HOST_DIR } from "../onHost";
 
 interface Sample {
     kind: string; method: string; scale: number; bytes: number; run: number; ms: number;
@@ -85,7 +85,7 @@ function report(samples: Sample[]): string {
     const out = path.join(__dirname, `scale-${new Date().toISOString().slice(0, 10)}.json`);
     const host = await sparksLabHost({ SPARK_PG_PORTS: `5432-${5432 + forks + 20}`, SPARK_PG_LISTEN: "127.0.0.1" });
     try {
-        await copyScripts(host, ["lib.sh", "scale-on-host.sh"]);
+        await copyScripts(host, __dirname, ["lib.sh", "scale-on-host.sh"]);
         const result = await host.sh(`bash ${ON_HOST_DIR}/scale-on-host.sh ${runs} ${slowRuns} ${forks} ${scales.join(" ")}`, undefined, 3 * 3600 * 1000);
         const samples: Sample[] = result.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
         fs.writeFileSync(out, `${JSON.stringify(samples, null, 1)}\n`);

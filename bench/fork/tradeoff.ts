@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { sparksLabHost } from "../../test/host/labHost";
 import { median, option } from "../stats";
-import { copyScripts, ON_HOST_DIR } from "./scripts";
+import { copyScripts, ON_HOST_DIR } from "../onHost";
 
 interface Sample { rate: number; threshold_mb: number; run: number; ms: number; wal_since_checkpoint_mb: number; checkpointed: boolean;
     redo_s: number | null; end_of_recovery_checkpoint_s: number | null; steps: Record<string, number> }
@@ -25,7 +25,7 @@ interface Sample { rate: number; threshold_mb: number; run: number; ms: number; 
     const thresholds = option("thresholds", "0,16,64,256").split(",").map(Number);
     const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
     try {
-        await copyScripts(host, ["lib.sh", "tradeoff-on-host.sh"]);
+        await copyScripts(host, __dirname, ["lib.sh", "tradeoff-on-host.sh"]);
         const out = await host.ok(`bash ${ON_HOST_DIR}/tradeoff-on-host.sh ${scale} ${runs} ${rates.join(",")} ${thresholds.join(" ")}`);
         const lines = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
         const samples: Sample[] = lines.filter((l) => l.threshold_mb !== undefined);

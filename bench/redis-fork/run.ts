@@ -8,10 +8,8 @@
 // Each figure is the median, in ms, from command start to the first successful command as user
 // spark over TCP; memory is each copy's PSS once ready. The timing runs on the host itself
 // (bench/redis-fork/on-host.sh), so ssh is not in it.
-import * as fs from "fs";
 import * as path from "path";
-import { sparksLabHost } from "../../test/host/labHost";
-import { copyScripts, ON_HOST_DIR } from "../fork/scripts";
+import { benchOnLabHost, collectSamples, copyScripts, ON_HOST_DIR } from "../onHost";
 import { median, option } from "../stats";
 
 interface Sample { method: string; mb: number; used_memory: number; load: string; run: number; ms: number; pss_kb: number | null; fork_used_memory: number | null }
@@ -48,33 +46,22 @@ function report(samples: Sample[]): string {
     return lines.join("\n");
 }
 
-async function main() {
+function main(): void {
     const sizes = option("sizes", "100,1000").split(",").map(Number);
     const runs = Number(option("runs", "7"));
     const slowRuns = Number(option("slow-runs", "3"));
     const out = option("out", path.join(process.cwd(), `redis-fork-bench-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`));
     const samples: Sample[] = [];
 
-    const host = await sparksLabHost({ SPARK_PG_PORTS: "5432-5450", SPARK_PG_LISTEN: "127.0.0.1" });
-    try {
-        await copyScripts(host, ["on-host.sh"], __dirname);
+    benchOnLabHost(async (host) => {
+        await copyScripts(host, __dirname, ["on-host.sh"]);
         for (const mb of sizes) {
             for (const load of ["idle", "load"]) {
                 console.error(`bench: ${mb} MB, ${load}`);
-                const result = await host.sh(`bash ${ON_HOST_DIR}/on-host.sh ${mb} ${load} ${runs} ${slowRuns}`);
-                if (result.code !== 0) throw new Error(`on-host.sh ${mb} ${load}: exit ${result.code}\n${result.stderr.slice(-3000)}`);
-                for (const line of result.stdout.split("\n").filter((l) => l.startsWith("{"))) samples.push(JSON.parse(line));
-                fs.writeFileSync(out, JSON.stringify(samples, null, 1));
+                await collectSamples(host, `bash ${ON_HOST_DIR}/on-host.sh ${mb} ${load} ${runs} ${slowRuns}`, samples, out);
             }
         }
-    } finally {
-        await host.down();
-    }
-    console.log(report(samples));
-    console.log(`\nraw samples: ${out}`);
+    }, () => report(samples), out);
 }
 
-main().catch((error) => {
-    console.error(error);
-    process.exit(1);
-});
+main();
