@@ -67,6 +67,16 @@ used_memory=$(as_admin "$port" INFO memory | sed -n 's/^used_memory:\([0-9]*\).*
 # classical copies below would measure that wait, not the copy.
 as_admin "$port" CONFIG SET repl-diskless-sync-delay 0 >/dev/null
 
+# What appendfsync always costs: SET throughput with it and with everysec, same source, same run.
+if [[ $load == idle ]]; then
+  for fsync in always everysec always; do
+    as_admin "$port" CONFIG SET appendfsync "$fsync" >/dev/null
+    rps=$(redis-benchmark -h 127.0.0.1 -p "$port" --user spark -a "$password" -t set -r 100000 -d 100 -c 4 -P 8 -n 400000 -q 2>/dev/null |
+      tr '\r' '\n' | sed -n 's/^SET: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1)
+    printf '{"method":"throughput","mb":%s,"used_memory":%s,"load":"%s","appendfsync":"%s","sets_per_s":%s}\n' "$mb" "$used_memory" "$load" "$fsync" "${rps:-null}"
+  done
+fi
+
 if [[ $load == load ]]; then
   redis-benchmark -h 127.0.0.1 -p "$port" --user spark -a "$password" -t set -r 100000 -d 100 -c 4 -P 8 -n 2000000000 -q >/dev/null 2>&1 &
   loader=$!

@@ -12,12 +12,16 @@ import * as path from "path";
 import { benchOnLabHost, collectSamples, copyScripts, ON_HOST_DIR } from "../onHost";
 import { median, option } from "../stats";
 
-interface Sample { method: string; mb: number; used_memory: number; load: string; run: number; ms: number; pss_kb: number | null; fork_used_memory: number | null }
+interface Sample {
+    method: string; mb: number; used_memory: number; load: string; run: number; ms: number; pss_kb: number | null; fork_used_memory: number | null;
+    /** Throughput samples only. */
+    appendfsync?: string; sets_per_s?: number | null;
+}
 
 const METHODS = ["spark-redis-fork", "dump-restore", "replica-sync"];
 
 function report(samples: Sample[]): string {
-    const columns = [...new Set(samples.map((s) => `${s.mb}/${s.load}`))];
+    const columns = [...new Set(samples.filter((s) => s.method !== "throughput").map((s) => `${s.mb}/${s.load}`))];
     const heading = columns.map((c) => {
         const [mb, load] = c.split("/");
         const used = samples.find((s) => String(s.mb) === mb)!.used_memory;
@@ -42,6 +46,11 @@ function report(samples: Sample[]): string {
             return pss.length ? `${Math.round(median(pss) / 1024)} MB` : "-";
         });
         lines.push(`| ${method} | ${cells.join(" | ")} |`);
+    }
+    const throughput = samples.filter((s) => s.method === "throughput");
+    if (throughput.length) {
+        lines.push("", "SET throughput of the source (redis-benchmark -c 4 -P 8, 100-byte values), by appendfsync, in one run:", "");
+        for (const s of throughput) lines.push(`- ${Math.round(s.used_memory / 2 ** 20)} MB, appendfsync ${s.appendfsync}: ${s.sets_per_s} SET/s`);
     }
     return lines.join("\n");
 }
