@@ -299,9 +299,6 @@ read_password() {
   PASSWORD=$pw
 }
 
-# The SCRAM-SHA-256 verifier Postgres would store for the password on stdin (RFC 5802, 7677;
-# SASLprep as Postgres applies it, falling back to the raw bytes where it does). Postgres stores a
-# verifier as given, so the password itself never reaches it: not pg_stat_activity, the server
 
 # Runs a command as SERVICE_USER (no PAM session, so no login cost on a fork's path).
 AS_SERVICE_USER=(setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups --)

@@ -442,6 +442,9 @@ pg_sql() {
     -h "$PG_SOCKET_DIR" -p "$port" -d "$db" -f -
 }
 
+# The SCRAM-SHA-256 verifier Postgres would store for the password on stdin (RFC 5802, 7677;
+# SASLprep as Postgres applies it, falling back to the raw bytes where it does). Postgres stores a
+# verifier as given, so the password itself never reaches it: not pg_stat_activity, the server
 # log, pg_stat_statements. The password goes to python on stdin, never in argv or the environment.
 scram_verifier() {
   # shellcheck disable=SC2016 # python source: nothing in it is for the shell
