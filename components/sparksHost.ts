@@ -121,10 +121,11 @@ export class SparksHost extends pulumi.ComponentResource {
             remotePath: staging,
             triggers: identity,
         }, { parent: this, dependsOn: [stagingRoot] });
+        const redisDir = `${host.pool.mountPoint}/redis`;
         const toolsVars = {
-            STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir,
+            STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, REDIS_DIR: redisDir,
             PG_CONF: databaseToolConf("pg", host, args.pg, poolDir, [`SPARK_PG_ALLOW="${args.pg.allow.join(" ")}"`]),
-            REDIS_CONF: databaseToolConf("redis", host, args.redis, `${host.pool.mountPoint}/redis`),
+            REDIS_CONF: databaseToolConf("redis", host, args.redis, redisDir),
             DEV_DIR: `${host.pool.mountPoint}/dev`, SKILLS_DIR: `${host.pool.mountPoint}/skills`,
         };
         const tools = step("tools", toolsVars, [pool, copy]);

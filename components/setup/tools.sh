@@ -2,8 +2,9 @@
 # Installs the host tools (this repo's host/ tree) from the staging copy, atomically, plus their
 # systemd units and config. Delete stops the services and removes all of it; pool data stays.
 # Vars: HOST, STAGING (where CopyToRemote put host/, inside the root-only directory staging.sh
-# made), TOOLS_HASH, POOL_DIR, PG_CONF and REDIS_CONF (file contents), DEV_DIR (spark-dev's root on
-# the pool), SKILLS_DIR (spark-skills's subvolume on the pool).
+# made), TOOLS_HASH, POOL_DIR and REDIS_DIR (spark-pg's and spark-redis's roots on the pool), PG_CONF
+# and REDIS_CONF (file contents), DEV_DIR (spark-dev's root on the pool), SKILLS_DIR (spark-skills's
+# subvolume on the pool).
 set -euo pipefail
 dest=/opt/sparks
 fail() { echo "sparks setup: host $HOST: tools: $*" >&2; exit 1; }
@@ -41,7 +42,7 @@ create)
     fi
     for tool in "$dest"/bin/*; do ln -sfn "$tool" "/usr/local/bin/$(basename "$tool")"; done
     cp "$dest"/systemd/* /etc/systemd/system/
-    install -d -m 0755 /etc/sparks "$POOL_DIR"
+    install -d -m 0755 /etc/sparks "$POOL_DIR" "$REDIS_DIR"
     printf '%s\n' "$PG_CONF" >/etc/sparks/spark-pg.conf.new
     mv /etc/sparks/spark-pg.conf.new /etc/sparks/spark-pg.conf
     printf '%s\n' "$REDIS_CONF" >/etc/sparks/spark-redis.conf.new
@@ -63,6 +64,6 @@ delete)
     fi
     rm -rf "$dest" "$dest.old" /etc/sparks /run/spark-pg /run/spark-redis /run/spark-dev /run/spark-skills
     systemctl daemon-reload
-    echo "tools: removed; data under $POOL_DIR, $DEV_DIR and $SKILLS_DIR is kept"
+    echo "tools: removed; data under $POOL_DIR, $REDIS_DIR, $DEV_DIR and $SKILLS_DIR is kept"
     ;;
 esac

@@ -81,7 +81,7 @@ export async function sparksLabHost(pgConf: Record<string, string>, extraPackage
         await ok(`rm -rf ${staging} && mkdir -p ${staging} && base64 -d | tar -C ${staging} -xzf -`, fs.readFileSync(tarball).toString("base64"));
         const confFile = (settings: Record<string, string>) => Object.entries(settings).map(([k, v]) => `${k}="${v}"`).join("\n");
         await ok(setupScript("tools", "create", {
-            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT,
+            ...hostVars, STAGING: staging, TOOLS_HASH: contentHash(path.join(ROOT, "host")), POOL_DIR: PG_ROOT, REDIS_DIR: REDIS_ROOT,
             PG_CONF: confFile({ SPARK_PG_ROOT: PG_ROOT, ...pgConf }), REDIS_CONF: confFile({ SPARK_REDIS_ROOT: REDIS_ROOT, ...REDIS_CONF }),
             DEV_DIR: DEV_ROOT, SKILLS_DIR: SKILLS_ROOT,
         }));
