@@ -60,8 +60,11 @@ for i in range(n):
 ' "$mb" | REDISCLI_AUTH=$password redis-cli --no-auth-warning --user spark -h 127.0.0.1 -p "$port" --pipe >/dev/null
 admin=$(sed -n 's/^ADMIN_PASSWORD=//p' "/srv/sparks/redis/$src/spark-redis.secret")
 as_admin() { REDISCLI_AUTH=$admin redis-cli -e --no-auth-warning --user spark-admin -h 127.0.0.1 -p "$@"; }
+# (A rewrite Redis started by itself while loading is waited for first: one runs at a time.)
+aof_rewritten() { until as_admin "$port" INFO persistence | grep -q '^aof_rewrite_in_progress:0'; do sleep 0.2; done; }
+aof_rewritten
 as_admin "$port" BGREWRITEAOF >/dev/null
-until as_admin "$port" INFO persistence | grep -q '^aof_rewrite_in_progress:0'; do sleep 0.2; done
+aof_rewritten
 used_memory=$(as_admin "$port" INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')
 # Redis waits 5 s by default before a diskless full sync, for more replicas to join it: the
 # classical copies below would measure that wait, not the copy.
