@@ -319,6 +319,9 @@ const Redis = fields({
     ports: PortRange.prefault("6379-6449")
         .describe("Ports handed to Redis instances and forks, inclusive, within 1024-65535 and apart from sparks:pg.ports: each holds one port on its host"),
     listen: list(ListenOn).default(["loopback", "private"]).describe("Where Redis listens: loopback and/or the host's address"),
+    appendfsync: z.enum(["always", "everysec"], { error: isNot('"always" or "everysec"') }).default("always")
+        .describe("When Redis fsyncs its AOF: always (before each reply: a fork, or a crash, keeps every acknowledged write) or everysec " +
+            "(about 10x the write throughput; a fork still holds every write Redis has written out, but a crash may lose the last second)"),
     protectInstances: YesNo.default(true).describe("Removing an instance from config fails `pulumi up` instead of dropping its data (forks are never protected)"),
     instances: list(RedisInstance).default([]),
     forks: list(RedisFork).default([]),
@@ -384,8 +387,8 @@ export type PgSettings = Omit<z.output<typeof Pg>, "allowWorld">;
 export type PgInstanceSpec = z.output<typeof PgInstance>;
 export type PgForkEntry = z.output<typeof PgFork>;
 export type RedisConfig = z.output<typeof Redis>;
-/** What a host's setup needs of sparks:redis: the ports spark-redis hands out and where it listens. */
-export type RedisSettings = Pick<RedisConfig, "ports" | "listen">;
+/** What a host's setup needs of sparks:redis: the ports spark-redis hands out, where it listens, when it fsyncs. */
+export type RedisSettings = Pick<RedisConfig, "ports" | "listen" | "appendfsync">;
 export type RedisInstanceSpec = z.output<typeof RedisInstance>;
 export type RedisForkEntry = z.output<typeof RedisFork>;
 export type DevContainerSpec = z.output<typeof DevContainer>;

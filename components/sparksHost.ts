@@ -125,7 +125,7 @@ export class SparksHost extends pulumi.ComponentResource {
         const toolsVars = {
             STAGING: staging, TOOLS_HASH: toolsHash, POOL_DIR: poolDir, REDIS_DIR: redisDir,
             PG_CONF: databaseToolConf("pg", host, args.pg, poolDir, [`SPARK_PG_ALLOW="${args.pg.allow.join(" ")}"`]),
-            REDIS_CONF: databaseToolConf("redis", host, args.redis, redisDir),
+            REDIS_CONF: databaseToolConf("redis", host, args.redis, redisDir, [`SPARK_REDIS_APPENDFSYNC=${args.redis.appendfsync}`]),
             DEV_DIR: `${host.pool.mountPoint}/dev`, SKILLS_DIR: `${host.pool.mountPoint}/skills`,
         };
         const tools = step("tools", toolsVars, [pool, copy]);

@@ -5,8 +5,8 @@
 #
 # An instance NAME is the btrfs subvolume $SPARK_REDIS_ROOT/NAME (root's, 0755) holding:
 #   data/               the redis user's: redis.conf, users.acl (the ACL) and appendonlydir/ (the
-#                       AOF, fsynced before each reply: appendfsync always), so a snapshot taken
-#                       at any moment holds every write acknowledged before it
+#                       AOF; with appendfsync always, fsynced before each reply, so a snapshot
+#                       taken at any moment holds every write acknowledged before it)
 #   spark-redis.meta    the record instances.sh reads and writes
 #   spark-redis.secret  root's only (0600): ADMIN_PASSWORD, the password of user spark-admin that
 #                       spark-redis itself logs in with, and SPARK_HASH, the SHA-256 of user spark's
@@ -22,8 +22,23 @@ UNIT_FAILURE_RE=' # |FATAL'
 PORT_SOCKET_PREFIX=''
 # shellcheck source=../lib/instances.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/instances.sh"
-# /etc/sparks/spark-redis.conf (or $SPARK_REDIS_CONF) has the keys of instances.sh only:
-# SPARK_REDIS_ROOT, SPARK_REDIS_PORTS, SPARK_REDIS_LISTEN, SPARK_REDIS_MIN_FREE_MB.
+# /etc/sparks/spark-redis.conf (or $SPARK_REDIS_CONF): the keys of instances.sh (SPARK_REDIS_ROOT,
+# SPARK_REDIS_PORTS, SPARK_REDIS_LISTEN, SPARK_REDIS_MIN_FREE_MB), and:
+#   SPARK_REDIS_APPENDFSYNC  always (default: the AOF fsynced before each reply, so a fork or a
+#                            crash keeps every acknowledged write) or everysec (Redis's default:
+#                            about 10x the write throughput; a fork holds every write Redis has
+#                            written out, which under a disk stall of over a second may miss
+#                            some it acknowledged, and a crash may lose the last second)
+APPENDFSYNC=always
+
+tool_conf_key() {
+  case $1 in
+    SPARK_REDIS_APPENDFSYNC)
+      [[ $2 =~ ^(always|everysec)$ ]] || die "$3: SPARK_REDIS_APPENDFSYNC must be always or everysec, not '$(printable "$2")'"
+      APPENDFSYNC=$2 ;;
+    *) die "$3: unknown key $1" ;;
+  esac
+}
 
 as_redis() { as_service_user "$@"; }
 
@@ -91,11 +106,12 @@ protected-mode yes
 dir $data
 pidfile $data/$PID_FILE
 aclfile $data/users.acl
-# The AOF is the only persistence: fsynced before each reply, so a snapshot of the subvolume at
-# any moment holds every acknowledged write (a half-written last command is dropped on load).
+# The AOF is the only persistence (SPARK_REDIS_APPENDFSYNC): with always, fsynced before each
+# reply, so a snapshot of the subvolume at any moment holds every acknowledged write (a
+# half-written last command is dropped on load).
 appendonly yes
 appenddirname appendonlydir
-appendfsync always
+appendfsync $APPENDFSYNC
 aof-use-rdb-preamble yes
 aof-load-truncated yes
 save ""
@@ -132,7 +148,9 @@ bring_up_instance() {
   ensure_unit
   systemctl reset-failed "$(unit_name "$name")" >/dev/null 2>&1 || true
   start_unit "$name"
-  redis_admin ACL LOAD >/dev/null 2>&1 || die "could not finish '$name' (ACL LOAD)"
+  # A server that was running already takes the settings that can change without a restart.
+  redis_admin ACL LOAD >/dev/null 2>&1 && redis_admin CONFIG SET appendfsync "$APPENDFSYNC" >/dev/null 2>&1 ||
+    die "could not finish '$name' (ACL LOAD, appendfsync)"
 }
 
 # No password in it: clients add spark's.

@@ -44,7 +44,7 @@ export interface SparksLabHost {
 const trustedCerts = new Map<string, string>();
 
 /** spark-redis's settings on a test host, as SparksHost writes them. */
-export const REDIS_CONF = { SPARK_REDIS_PORTS: "6379-6449", SPARK_REDIS_LISTEN: "127.0.0.1 10.89.42.11" };
+export const REDIS_CONF = { SPARK_REDIS_PORTS: "6379-6449", SPARK_REDIS_LISTEN: "127.0.0.1 10.89.42.11", SPARK_REDIS_APPENDFSYNC: "always" };
 
 /** Brings up a one-host lab in a fresh directory and makes the host a Sparks host with spark-pg and spark-redis. */
 export async function sparksLabHost(pgConf: Record<string, string>, extraPackages: string[] = []): Promise<SparksLabHost> {

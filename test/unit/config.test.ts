@@ -251,7 +251,7 @@ describe("a good config", () => {
         const config = good();
         withRedis(config);
         expect(parseGood(config).redis).toEqual({
-            ports: { first: 6379, last: 6449 }, listen: ["loopback", "private"], protectInstances: true,
+            ports: { first: 6379, last: 6449 }, listen: ["loopback", "private"], appendfsync: "always", protectInstances: true,
             instances: [{ name: "cache", host: "spark-1" }],
             forks: [{ name: "cache-review", source: "cache", host: "spark-1" }, { name: "cache-review-2", source: "cache-review", host: "spark-1" }],
         });
@@ -259,9 +259,12 @@ describe("a good config", () => {
 
     test("Redis names are a namespace of their own: a Redis database may share a Postgres one's name", () => {
         const config: Record<string, any> = good();
-        config["sparks:redis"] = { ports: "7000-7001", listen: ["private"], protectInstances: false, instances: [{ name: "app", host: "spark-2" }], forks: [{ name: "app-review", source: "app" }] };
+        config["sparks:redis"] = {
+            ports: "7000-7001", listen: ["private"], appendfsync: "everysec", protectInstances: false,
+            instances: [{ name: "app", host: "spark-2" }], forks: [{ name: "app-review", source: "app" }],
+        };
         expect(parseGood(config).redis).toEqual({
-            ports: { first: 7000, last: 7001 }, listen: ["private"], protectInstances: false,
+            ports: { first: 7000, last: 7001 }, listen: ["private"], appendfsync: "everysec", protectInstances: false,
             instances: [{ name: "app", host: "spark-2" }], forks: [{ name: "app-review", source: "app", host: "spark-2" }],
         });
     });
@@ -278,7 +281,7 @@ describe("a good config", () => {
             fleet: {
                 ssh: { user: "root", agent: false, connectAttempts: 6, privateKeyFile: undefined }, hosts: [],
                 pg: { ports: { first: 5432, last: 5499 }, listen: ["loopback", "private"], allow: [], protectInstances: true }, postgres: [], forks: [],
-                redis: { ports: { first: 6379, last: 6449 }, listen: ["loopback", "private"], protectInstances: true, instances: [], forks: [] },
+                redis: { ports: { first: 6379, last: 6449 }, listen: ["loopback", "private"], appendfsync: "always", protectInstances: true, instances: [], forks: [] },
                 devContainers: [], skillsRepo: undefined,
             },
             problems: [],
@@ -464,6 +467,8 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
         ['sparks:redis.ports: "6379-6380" has 2 ports, but host spark-1 needs 3 (1 instance and 2 forks); widen the range'], "parser"],
     ["a bad Redis port range", (c) => { withRedis(c); c["sparks:redis"].ports = "6449-6379"; },
         ['sparks:redis.ports: "6449-6379" is not a port range within 1024-65535, low to high'], "parser"],
+    ["an appendfsync Redis has, but not one spark-redis offers", (c) => { withRedis(c); c["sparks:redis"].appendfsync = "no"; },
+        ['sparks:redis.appendfsync: "no" is not "always" or "everysec"'], "schema"],
     ["Redis ports that overlap Postgres's", (c) => { withRedis(c); c["sparks:redis"].ports = "5400-5440"; },
         ['sparks:redis.ports: "5400-5440" overlaps sparks:pg.ports (5432-5499): spark-redis and spark-pg could hand out the same port'], "parser"],
     ["a skills repo on a port spark-redis hands out", (c) => { withRedis(c); c["sparks:skillsRepo"] = { host: "spark-1", port: 6400 }; },
@@ -471,7 +476,7 @@ const badCases: [string, Change, string[], CaughtBy, string[]?][] = [
     ["bad Redis listen, protection and field", (c) => { c["sparks:redis"] = { listen: ["everywhere"], protectInstances: "yes", instance: [] }; },
         ['sparks:redis.listen[0]: "everywhere" is not "loopback" or "private"',
             'sparks:redis.protectInstances: "yes" is not true or false',
-            "sparks:redis.instance: unknown field (allowed: ports, listen, protectInstances, instances, forks)"], "schema"],
+            "sparks:redis.instance: unknown field (allowed: ports, listen, appendfsync, protectInstances, instances, forks)"], "schema"],
     // The SSH private key, as a secret or a file: a private key, never shown.
     ["an empty private key secret", (c) => { delete c["sparks:ssh"].privateKeyFile; c["sparks:sshPrivateKey"] = ""; },
         ["sparks:sshPrivateKey: is empty (store the key: pulumi config set --secret sparks:sshPrivateKey < keyfile)"], "parser",

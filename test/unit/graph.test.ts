@@ -209,7 +209,7 @@ describe("Redis instances and forks", () => {
             expect(named(`${host}-packages`).inputs.create).toMatch(/^HOST='[^']+' PACKAGES='[^']* redis-server' bash -c /);
             const tools = named(`${host}-tools`).inputs.create;
             expect(tools).toContain("REDIS_CONF='# Written by Sparks (pulumi) from the stack config sparks:redis. Local edits are overwritten.\n" +
-                `SPARK_REDIS_ROOT=/srv/sparks/redis\nSPARK_REDIS_PORTS=6379-6449\nSPARK_REDIS_LISTEN="127.0.0.1 ${address}"' `);
+                `SPARK_REDIS_ROOT=/srv/sparks/redis\nSPARK_REDIS_PORTS=6379-6449\nSPARK_REDIS_LISTEN="127.0.0.1 ${address}"\nSPARK_REDIS_APPENDFSYNC=always' `);
             expect(tools).toContain("PG_CONF='# Written by Sparks (pulumi) from the stack config sparks:pg. Local edits are overwritten.\n" +
                 `SPARK_PG_ROOT=/srv/sparks/pg\nSPARK_PG_PORTS=5432-5499\nSPARK_PG_LISTEN="127.0.0.1 ${address}"\nSPARK_PG_ALLOW=""' `);
         }

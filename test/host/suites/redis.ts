@@ -121,6 +121,17 @@ export function redisSuite(sharedHost: () => SparksLabHost): void {
             expect((await host.sparkRedis("status cache")).memory).toBeNull();
             expect(await host.sparkRedis("start cache")).toMatchObject({ state: "running", port: PORT_MIN });
             await withRedis(cache.uri, password, async (c) => expect(await c.get("counter")).toBe("100"));
+            // SPARK_REDIS_APPENDFSYNC reaches a running server at start, and a bad value is refused.
+            const appendfsync = () => host.ok("spark-redis connect cache --cli", "CONFIG GET appendfsync\n");
+            expect(await appendfsync()).toBe("appendfsync\nalways\n");
+            await host.ok("sed 's/^SPARK_REDIS_APPENDFSYNC=.*/SPARK_REDIS_APPENDFSYNC=everysec/' /etc/sparks/spark-redis.conf > /tmp/everysec.conf");
+            await host.ok("SPARK_REDIS_CONF=/tmp/everysec.conf spark-redis start cache");
+            expect(await appendfsync()).toBe("appendfsync\neverysec\n");
+            await host.ok("sed 's/^SPARK_REDIS_APPENDFSYNC=.*/SPARK_REDIS_APPENDFSYNC=sometimes/' /etc/sparks/spark-redis.conf > /tmp/bad-fsync.conf");
+            expect(await host.refused("start cache", undefined, "SPARK_REDIS_CONF=/tmp/bad-fsync.conf spark-redis"))
+                .toMatch(/^spark-redis start: \/tmp\/bad-fsync.conf:\d+: SPARK_REDIS_APPENDFSYNC must be always or everysec, not 'sometimes'$/);
+            await host.ok("spark-redis start cache");
+            expect(await appendfsync()).toBe("appendfsync\nalways\n");
             // SIGKILL, as the OOM killer would: systemd starts it again, and the AOF holds every INCR.
             await withRedis(cache.uri, password, async (c) => { await c.incr("counter"); });
             const pid = (await host.ok("systemctl show -P MainPID spark-redis@cache")).trim();
