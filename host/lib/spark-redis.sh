@@ -55,15 +55,21 @@ read_secrets() {
 
 new_admin_password() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
 
-# new_access NAME: NAME gets a new admin password, and user spark the password PASSWORD (none if
-# empty): its secret file and its ACL. A fork does this before it first starts, so nothing that
-# logged in to its source logs in to it.
-new_access() {
-  SECRET_ADMIN_PASSWORD=$(new_admin_password)
-  SECRET_SPARK_HASH=''
+# write_access NAME: NAME's secret file and ACL from SECRET_* as read (read_secrets, or cleared
+# for a new set): an admin password made if there is none, user spark's hash from PASSWORD if
+# one is given. A fork clears them first, before it first starts, so nothing that logged in to
+# its source logs in to it.
+write_access() {
+  [ -n "$SECRET_ADMIN_PASSWORD" ] || SECRET_ADMIN_PASSWORD=$(new_admin_password)
   [ -z "$PASSWORD" ] || SECRET_SPARK_HASH=$(password_hash)
   write_secrets "$1"
   write_acl "$1"
+}
+
+# new_access NAME: NAME's own admin password, and user spark the password PASSWORD (off if empty).
+new_access() {
+  SECRET_ADMIN_PASSWORD='' SECRET_SPARK_HASH=''
+  write_access "$1"
 }
 
 # The SHA-256 of PASSWORD as an ACL stores it (#HASH): the password itself never reaches a file,
@@ -140,11 +146,8 @@ redis_admin() {
 bring_up_instance() {
   local name=$1
   read_secrets "$name"
-  [ -z "$PASSWORD" ] || SECRET_SPARK_HASH=$(password_hash)
-  [ -n "$SECRET_ADMIN_PASSWORD" ] || SECRET_ADMIN_PASSWORD=$(new_admin_password)
-  write_secrets "$name"
+  write_access "$name"
   write_redis_conf "$name" "$META_PORT"
-  write_acl "$name"
   ensure_unit
   systemctl reset-failed "$(unit_name "$name")" >/dev/null 2>&1 || true
   start_unit "$name"
